@@ -1,0 +1,45 @@
+//! # replicore
+//!
+//! A runtime for multicore and multi-socket machines, in two halves that share one
+//! [`Topology`] model:
+//!
+//! 1. **A fault-tolerant work-stealing thread pool.** One worker per CPU, NUMA-aware stealing,
+//!    and run queues replicated to neighbour CPUs so that a stalled or dead worker's core is
+//!    taken over with no task lost and none started twice.
+//! 2. **NUMA-aware replicated data structures** ([`nr`]): one replica of a sequential structure
+//!    per NUMA node, a shared log ordering writes, and flat combining within a node.
+//!
+//! Both halves are model-checked with loom (`cargo loom`) and benchmarked with criterion.
+//!
+//! ```
+//! use replicore::Topology;
+//! // A synthetic two-socket machine, usable on any box.
+//! let topo: Topology = "numa:2 core:2 pu:1".parse()?;
+//! assert_eq!(topo.num_nodes(), 2);
+//! # Ok::<(), replicore::TopologyError>(())
+//! ```
+
+pub mod topology;
+
+pub(crate) mod sync;
+
+// Scaffolding until the pool (issue 3) wires the claim word and CPU binding in.
+#[allow(dead_code, unused_imports)]
+pub(crate) mod pool;
+#[allow(dead_code)]
+pub(crate) mod replication;
+
+pub mod nr;
+
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+
+pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
+
+/// Crate internals that the `loom-tests` workspace member model-checks. Only built under
+/// `--cfg loom`; not part of the public API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::replication::claim::Claim;
+}

@@ -1,0 +1,5 @@
+//! Node replication: NUMA-local replicas of a sequential data structure (issue 5).
+//!
+//! ```
+//! // The API lands with issue 5.
+//! ```
