@@ -6,29 +6,35 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use replicore::__loom::Claim;
 
-/// The owner, a thief and a takeover successor race to start one task: exactly one wins, and the
-/// winner sees the payload the spawner wrote before publishing the task.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
+/// The owner (main thread), a thief and a takeover successor race to start one task: exactly one
+/// wins, and the winner sees the payload the spawner wrote before publishing the task.
 #[test]
 fn three_way_claim_race_has_one_winner() {
-    loom::model(|| {
-        let claim = Arc::new(Claim::new());
+    model(|| {
         let payload = Arc::new(AtomicUsize::new(0));
+        let claim = Arc::new(Claim::new());
         let wins = Arc::new(AtomicUsize::new(0));
         payload.store(42, Ordering::Relaxed);
-        let racers: Vec<_> = (0..3)
-            .map(|_| {
-                let (claim, payload, wins) = (claim.clone(), payload.clone(), wins.clone());
-                thread::spawn(move || {
-                    if claim.try_claim() {
-                        assert_eq!(payload.load(Ordering::Relaxed), 42);
-                        wins.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        for r in racers {
-            r.join().unwrap();
-        }
+        let race = {
+            let (claim, payload, wins) = (claim.clone(), payload.clone(), wins.clone());
+            move || {
+                if claim.try_claim() {
+                    assert_eq!(payload.load(Ordering::Relaxed), 42);
+                    wins.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        let thief = thread::spawn(race.clone());
+        let successor = thread::spawn(race.clone());
+        race();
+        thief.join().unwrap();
+        successor.join().unwrap();
         assert_eq!(wins.load(Ordering::Relaxed), 1);
         assert!(claim.is_claimed());
     });
