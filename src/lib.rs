@@ -43,3 +43,8 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 pub mod __loom {
     pub use crate::replication::claim::Claim;
 }
+
+/// Keeps the README's Rust examples compiling and true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -488,22 +488,14 @@ pub(crate) fn validate_distances(d: &[Vec<u32>], nodes: usize) -> Result<(), Top
             cols: d.iter().map(Vec::len).collect(),
         });
     }
-    for i in 0..nodes {
-        for j in 0..nodes {
-            if d[i][j] != d[j][i] {
-                return Err(TopologyError::AsymmetricDistances {
-                    i,
-                    j,
-                    ij: d[i][j],
-                    ji: d[j][i],
-                });
+    for (i, row) in d.iter().enumerate() {
+        for (j, &ij) in row.iter().enumerate() {
+            let ji = d[j][i];
+            if ij != ji {
+                return Err(TopologyError::AsymmetricDistances { i, j, ij, ji });
             }
-            if d[i][j] == 0 || (i != j && d[i][j] < d[i][i]) {
-                return Err(TopologyError::BadDistance {
-                    i,
-                    j,
-                    value: d[i][j],
-                });
+            if ij == 0 || (i != j && ij < row[i]) {
+                return Err(TopologyError::BadDistance { i, j, value: ij });
             }
         }
     }
