@@ -1,1 +1,2 @@
+//! Node-replication benchmarks (issue 5).
 fn main() {}

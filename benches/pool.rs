@@ -1,1 +1,2 @@
+//! Pool benchmarks (issue 3).
 fn main() {}
