@@ -1,5 +1,1 @@
 //! Node replication: NUMA-local replicas of a sequential data structure (issue 5).
-//!
-//! ```
-//! // The API lands with issue 5.
-//! ```
