@@ -265,4 +265,51 @@ fn this_machine_parses_and_matches_the_allowed_cpus() {
     assert!(topo.num_cpus() >= 1 && topo.num_nodes() >= 1);
     let detected = Topology::detect_machine().unwrap();
     assert!(detected.num_cpus() <= topo.num_cpus());
+    #[cfg(not(feature = "hwloc"))]
+    assert_eq!(detected.source(), TopologySource::Sysfs, "{detected}");
+}
+
+/// Every fixture file in turn is replaced by garbage: detection must either reject it with a
+/// `Sysfs` error naming that file (or the node directory, for a node map that no longer covers
+/// every CPU), or, for files it does not read, return the unchanged topology. Never a panic.
+#[test]
+fn garbage_in_any_file_is_rejected_or_ignored_never_a_panic() {
+    let s = Scratch::of("offline_and_mask");
+    let expected = load("offline_and_mask", None);
+    let mut files = Vec::new();
+    list_files(&s.0, &mut files);
+    assert!(files.len() > 100, "fixture has {} files", files.len());
+    let mut rejected = 0;
+    for file in &files {
+        let original = std::fs::read(file).unwrap();
+        for garbage in [&b"x\n"[..], b"", b"\xff\xfe\n", b"-1\n", b"0-99999999\n"] {
+            std::fs::write(file, garbage).unwrap();
+            match Topology::from_sysfs_root(&s.0, None) {
+                Ok(topo) => assert_eq!(topo, expected, "{} = {garbage:?}", file.display()),
+                Err(TopologyError::Sysfs { path, reason }) => {
+                    assert!(
+                        path == *file || path == s.0.join(NODE),
+                        "{} = {garbage:?} blamed {}: {reason}",
+                        file.display(),
+                        path.display()
+                    );
+                    rejected += 1;
+                }
+                Err(other) => panic!("{} = {garbage:?}: {other:?}", file.display()),
+            }
+        }
+        std::fs::write(file, original).unwrap();
+    }
+    assert!(rejected > 100, "only {rejected} corruptions were noticed");
+}
+
+fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            list_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
 }

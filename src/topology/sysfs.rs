@@ -113,8 +113,21 @@ pub(crate) fn detect_with_mask(
     let cpu_dir = root.join(CPU_DIR);
     let online_path = cpu_dir.join("online");
     let online = read_list(&online_path)?;
+    if online.is_empty() {
+        return Err(sysfs_err(
+            &online_path,
+            "no CPU is online; expected a cpulist such as `0-3`",
+        ));
+    }
     let usable: Vec<usize> = match affinity {
-        Some(mask) => online.into_iter().filter(|c| mask.contains(c)).collect(),
+        Some(mask) => {
+            let mut mask = mask.to_vec();
+            mask.sort_unstable();
+            online
+                .into_iter()
+                .filter(|c| mask.binary_search(c).is_ok())
+                .collect()
+        }
         None => online,
     };
     if usable.is_empty() {
@@ -301,4 +314,19 @@ fn read_caches(cache_dir: &Path) -> Result<(Option<usize>, Option<usize>), Topol
         *slot = Some(first);
     }
     Ok((l2, l3))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn affinity_mask_is_the_set_the_scheduler_reports() {
+        let mask = super::affinity_mask().expect("/proc/self/status has Cpus_allowed_list");
+        let mut expected: Vec<usize> = core_affinity::get_core_ids()
+            .expect("sched_getaffinity works")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(mask, expected);
+    }
 }
