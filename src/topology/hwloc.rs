@@ -2,10 +2,11 @@
 //!
 //! hwloc already merges sysfs, ACPI and CPUID knowledge, so this builds the same [`CpuDesc`]s as
 //! the sysfs reader with the same conventions: a core or cache group is named by the smallest OS
-//! CPU it contains, and only CPUs in hwloc's allowed cpuset (the process's affinity, cgroups)
-//! are kept.
+//! CPU it contains, and only CPUs both in hwloc's allowed cpuset (cgroups) and in the process's
+//! CPU binding (its affinity mask) are kept.
 
 use super::{CpuDesc, CpuId, NodeId, Topology, TopologyError, TopologySource};
+use hwlocality::cpu::binding::CpuBindingFlags;
 use hwlocality::object::TopologyObject;
 use hwlocality::object::distance::DistancesKind;
 use hwlocality::object::types::ObjectType;
@@ -46,6 +47,9 @@ impl Topology {
     pub fn from_hwloc() -> Result<Topology, TopologyError> {
         let topo = shared()?;
         let allowed = topo.allowed_cpuset();
+        // hwloc's allowed set reflects cgroups but not `sched_setaffinity` (`taskset`), which the
+        // process binding does; without one (unsupported OS) the allowed set alone decides.
+        let bound = topo.cpu_binding(CpuBindingFlags::PROCESS).ok();
         // NUMA nodes hang off the CPU tree as memory children in hwloc 2, so a PU's node is the
         // node whose cpuset holds it; with several (e.g. DRAM plus HBM), the smallest os index.
         let mut nodes: Vec<(usize, &TopologyObject)> = topo
@@ -56,7 +60,7 @@ impl Topology {
         let mut cpus = Vec::new();
         for pu in topo.objects_with_type(ObjectType::PU) {
             let Some(os) = pu.os_index() else { continue };
-            if !allowed.is_set(os) {
+            if !allowed.is_set(os) || bound.as_ref().is_some_and(|b| !b.is_set(os)) {
                 continue;
             }
             let node = nodes
@@ -118,8 +122,7 @@ pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
     let Ok(topo) = shared() else { return false };
     let mut set = hwlocality::cpu::cpuset::CpuSet::new();
     set.set(os_cpu);
-    topo.bind_cpu(&set, hwlocality::cpu::binding::CpuBindingFlags::THREAD)
-        .is_ok()
+    topo.bind_cpu(&set, CpuBindingFlags::THREAD).is_ok()
 }
 
 #[cfg(test)]
