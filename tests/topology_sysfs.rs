@@ -119,6 +119,16 @@ fn no_node_directory_means_one_node_and_cores_from_core_id() {
     assert_eq!(ids(&topo.neighbours(CpuId(2))), vec![3, 0, 1]);
 }
 
+#[test]
+fn cache_groups_order_neighbours_l2_then_l3_then_node() {
+    // L2 per pair of cores, L3 per half; only core_cpus_list (no thread_siblings_list).
+    let topo = load("clustered", None);
+    assert_eq!(topo.num_cpus(), 8);
+    assert_eq!(ids(&topo.neighbours(CpuId(0))), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(ids(&topo.neighbours(CpuId(5))), vec![4, 6, 7, 0, 1, 2, 3]);
+    assert_eq!(ids(&topo.neighbours(CpuId(2))), vec![3, 0, 1, 4, 5, 6, 7]);
+}
+
 static COPIES: AtomicUsize = AtomicUsize::new(0);
 
 /// A private copy of a fixture that a test may corrupt; removed on drop.
