@@ -139,7 +139,7 @@ pub(crate) fn detect_with_mask(
             ),
         ));
     }
-    let (node_of, distances) = read_nodes(root, &usable)?;
+    let Nodes { node_of, distances } = read_nodes(root, &usable)?;
     let mut cores = CoreIds::default();
     let mut cpus = Vec::with_capacity(usable.len());
     for &cpu in &usable {
@@ -163,17 +163,23 @@ pub(crate) fn detect_with_mask(
     Topology::from_parts(cpus, Some(distances), TopologySource::Sysfs)
 }
 
-/// Maps each usable CPU to its node and returns the distance matrix over the nodes that hold a
-/// usable CPU (sorted by id). Without a `node` directory the machine is one node 0.
-#[allow(clippy::type_complexity)] // a map and a matrix; a struct would only rename them
-fn read_nodes(
-    root: &Path,
-    usable: &[usize],
-) -> Result<(BTreeMap<usize, usize>, Vec<Vec<u32>>), TopologyError> {
+/// The NUMA side of the machine, restricted to the usable CPUs.
+struct Nodes {
+    /// Usable CPU → its node.
+    node_of: BTreeMap<usize, usize>,
+    /// Distances between the nodes that hold a usable CPU, indexed by their sorted ids.
+    distances: Vec<Vec<u32>>,
+}
+
+/// Maps each usable CPU to its node and reduces the distance matrix to the nodes that hold a
+/// usable CPU. Without a `node` directory the machine is one node 0.
+fn read_nodes(root: &Path, usable: &[usize]) -> Result<Nodes, TopologyError> {
     let node_dir = root.join(NODE_DIR);
     if !node_dir.is_dir() {
-        let all_zero = usable.iter().map(|&c| (c, 0)).collect();
-        return Ok((all_zero, vec![vec![super::LOCAL_DISTANCE]]));
+        return Ok(Nodes {
+            node_of: usable.iter().map(|&c| (c, 0)).collect(),
+            distances: vec![vec![super::LOCAL_DISTANCE]],
+        });
     }
     let online = read_list(&node_dir.join("online"))?;
     let mut node_of = BTreeMap::new();
@@ -225,7 +231,7 @@ fn read_nodes(
     }
     super::validate_distances(&distances, kept.len())
         .map_err(|e| sysfs_err(&node_dir, format!("bad node distances: {e}")))?;
-    Ok((node_of, distances))
+    Ok(Nodes { node_of, distances })
 }
 
 /// Gives each physical core one id: the smallest CPU among its SMT siblings.
