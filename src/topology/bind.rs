@@ -2,7 +2,45 @@
 
 /// Pins the calling thread to `os_cpu`. Returns whether the OS accepted it; a refusal (for example
 /// a CPU outside a container's cpuset) is not an error, the worker simply runs unpinned.
+///
+/// With the `hwloc` feature the binding goes through hwloc (which also knows about cgroup
+/// restrictions); if hwloc cannot bind, core_affinity is tried before giving up.
 #[allow(dead_code)] // used by the pool (issue 3)
 pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
+    #[cfg(feature = "hwloc")]
+    {
+        if super::hwloc::bind_current_thread(os_cpu) {
+            return true;
+        }
+    }
+    // core_affinity fills a fixed-size `cpu_set_t` and libc's `CPU_SET` panics past its end, so
+    // an id the mask cannot hold is refused here instead.
+    if os_cpu >= CPU_SET_CAPACITY {
+        return false;
+    }
     core_affinity::set_for_current(core_affinity::CoreId { id: os_cpu })
+}
+
+/// Bits in glibc's `cpu_set_t` (`CPU_SETSIZE`), the largest mask core_affinity can pass.
+const CPU_SET_CAPACITY: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::bind_current_thread;
+
+    #[test]
+    fn binds_to_an_allowed_cpu_and_refuses_an_absent_one() {
+        let allowed = crate::Topology::allowed_os_cpus();
+        let cpu = *allowed.last().expect("at least one allowed CPU");
+        // Bind a fresh thread so the test harness thread keeps its mask.
+        let (ok, bad) = std::thread::spawn(move || {
+            let ok = bind_current_thread(cpu);
+            let bad = bind_current_thread(60_000);
+            (ok, bad)
+        })
+        .join()
+        .unwrap();
+        assert!(ok, "binding to allowed cpu{cpu} failed");
+        assert!(!bad, "binding to a CPU that does not exist must be refused");
+    }
 }

@@ -480,6 +480,7 @@ fn default_distances(n: usize) -> Vec<Vec<u32>> {
         .collect()
 }
 
+#[allow(clippy::needless_range_loop)] // `i` and `j` index both d[i][j] and d[j][i]
 pub(crate) fn validate_distances(d: &[Vec<u32>], nodes: usize) -> Result<(), TopologyError> {
     if d.len() != nodes || d.iter().any(|row| row.len() != nodes) {
         return Err(TopologyError::DistanceShape {
