@@ -1,0 +1,86 @@
+//! The resumed old owner racing the successor, and recovery of the in-hand task against a late
+//! claim, on the real `CoreState` / `Replica` / `take_over` code.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
+
+fn builder() -> loom::model::Builder {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b
+}
+
+/// The owner popped `a` (in hand) and still has `b` queued, then stalled. A successor takes over
+/// while the owner resumes and tries to start `a` and then `b`. Every task ends up started exactly
+/// once, by the owner (only if its check preceded the fence) or by the successor's adopted copy;
+/// the owner's redirect of a refused task is never needed for that.
+#[test]
+fn resumed_owner_races_successor_over_in_hand_and_queued() {
+    builder().check(|| {
+        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let me = core.lease().owner_token();
+        let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let b = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        // A neighbour applied part of the log before the stall.
+        let mut replica = Replica::new(0);
+        replica.sync(core.log(), 1, 1);
+        core.take_in_hand(&me, &a);
+
+        let owner = {
+            let (core, a, b) = (core.clone(), a.clone(), b.clone());
+            thread::spawn(move || {
+                let mut started = Vec::new();
+                let mut redirected = Vec::new();
+                for t in [a, b] {
+                    match core.start(&me, &t) {
+                        Start::Run => started.push(t),
+                        Start::AlreadyClaimed => {}
+                        Start::Fenced => redirected.push(t),
+                    }
+                }
+                (started.len(), redirected)
+            })
+        };
+        let successor = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
+                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+            })
+        };
+        let (owner_runs, redirected) = owner.join().unwrap();
+        let successor_runs = successor.join().unwrap();
+        assert!(redirected.iter().all(|t| t.is_claimed()));
+        assert_eq!(owner_runs + successor_runs, 2);
+        assert!(a.is_claimed() && b.is_claimed());
+    });
+}
+
+/// Recovery of the in-hand task against a late claim: the owner stalled right after taking the
+/// task in hand and resumes into `start` while the successor takes over. Exactly one of them runs
+/// it, and a refused owner's task has always been adopted.
+#[test]
+fn in_hand_recovery_against_late_claim() {
+    builder().check(|| {
+        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let me = core.lease().owner_token();
+        let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        core.take_in_hand(&me, &t);
+        let late_owner = {
+            let (core, t) = (core.clone(), t.clone());
+            thread::spawn(move || core.start(&me, &t) == Start::Run)
+        };
+        let successor = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut replica = Replica::new(0);
+                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
+                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+            })
+        };
+        let owner_won = late_owner.join().unwrap() as usize;
+        assert_eq!(owner_won + successor.join().unwrap(), 1);
+    });
+}
