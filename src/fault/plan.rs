@@ -31,6 +31,8 @@ struct Shared {
     fired: Vec<AtomicBool>,
     stalls: AtomicU64,
     crashes: AtomicU64,
+    /// Where the last crash happened, for tests that check what a crash there may cost.
+    last_crash: std::sync::Mutex<Option<(FaultPoint, usize)>>,
 }
 
 /// A reproducible fault schedule. Clones share their counters.
@@ -150,6 +152,15 @@ impl FaultPlan {
         }
     }
 
+    /// The point and worker of the most recent crash, if any.
+    pub fn last_crash(&self) -> Option<(FaultPoint, usize)> {
+        *self
+            .shared
+            .last_crash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn with_rule(self, rule: Rule) -> Self {
         // Rebuild rather than mutate: clones handed out earlier keep their own rule set.
         let mut rules: Vec<Rule> = self
@@ -166,6 +177,7 @@ impl FaultPlan {
             fired: (0..rules.len()).map(|_| AtomicBool::new(false)).collect(),
             stalls: AtomicU64::new(self.shared.stalls.load(Relaxed)),
             crashes: AtomicU64::new(self.shared.crashes.load(Relaxed)),
+            last_crash: std::sync::Mutex::new(None),
         };
         Self {
             rules: Arc::new(rules),
@@ -226,6 +238,9 @@ pub(super) fn fire(point: FaultPoint, worker: usize) {
     let Some((shared, action)) = decided else {
         return;
     };
+    if matches!(action, Action::Crash | Action::CountedCrash) {
+        *shared.last_crash.lock().unwrap_or_else(|e| e.into_inner()) = Some((point, worker));
+    }
     match action {
         Action::CountedCrash => park_forever(),
         Action::Stall(d) => {

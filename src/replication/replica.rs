@@ -3,8 +3,10 @@
 //! The replica holds every task published to the log under its current epoch that it has not
 //! yet seen claimed. Ops are applied in log-position order, which is stamp order within an epoch;
 //! an op whose stamp is not above the last applied one is a duplicate and is dropped; an op from
-//! an epoch below the replica's is stale (a fenced owner's late push) and is rejected; its task
-//! is still reachable through the old deque, which is drained by stealing.
+//! an epoch below the replica's is stale (a fenced owner's late push) and is rejected from the
+//! view, but its task is not dropped: it goes to [`Replica::take_redirected`], because the fenced
+//! owner may pop that task back out of its old deque and then crash, and then the log is the only
+//! place left that knows it.
 //!
 //! Tasks are removed lazily: a batch prunes tasks whose [`Claim`] is taken. Taking a task "in
 //! hand" is therefore not an op at all: the replica keeps it until it is claimed, which is what
@@ -60,6 +62,16 @@ pub struct SyncReport {
     pub gap: bool,
 }
 
+impl SyncReport {
+    fn count(&mut self, applied: Applied) {
+        match applied {
+            Applied::Inserted => self.inserted += 1,
+            Applied::Duplicate => self.duplicates += 1,
+            Applied::Stale => self.stale += 1,
+        }
+    }
+}
+
 /// One neighbour's replica of one CPU's queue.
 ///
 /// ```
@@ -84,6 +96,10 @@ pub struct Replica<T> {
     last: Option<Stamp>,
     tasks: BTreeMap<Stamp, T>,
     needs_resync: bool,
+    /// Unclaimed tasks of stale ops, to be re-enqueued by the replica's holder.
+    redirected: Vec<T>,
+    /// Positions a takeover stepped over while still unpublished; re-read on every sync.
+    holes: Vec<u64>,
     /// When the replica last reached the log's tail (for time lag).
     caught_up_at: Option<Instant>,
 }
@@ -97,6 +113,8 @@ impl<T: Claimable> Replica<T> {
             last: None,
             tasks: BTreeMap::new(),
             needs_resync: false,
+            redirected: Vec::new(),
+            holes: Vec::new(),
             caught_up_at: None,
         }
     }
@@ -119,6 +137,9 @@ impl<T: Claimable> Replica<T> {
     /// Applies one op. An op below the replica's epoch is stale; one not above the last applied stamp is a duplicate.
     pub fn apply(&mut self, stamp: Stamp, task: T) -> Applied {
         if stamp.epoch < self.epoch {
+            if !task.claim().is_claimed() {
+                self.redirected.push(task);
+            }
             return Applied::Stale;
         }
         if stamp.epoch > self.epoch {
@@ -139,15 +160,22 @@ impl<T: Claimable> Replica<T> {
     pub fn sync(&mut self, log: &OpLog<T>, upto: u64, max: usize) -> SyncReport {
         self.tasks.retain(|_, t| !t.claim().is_claimed());
         let mut report = SyncReport::default();
+        let holes = std::mem::take(&mut self.holes);
+        for pos in holes {
+            match log.read(pos) {
+                LogRead::Op(stamp, task) => report.count(self.apply_late(stamp, task)),
+                LogRead::NotYet => self.holes.push(pos),
+                LogRead::Gap => {
+                    self.needs_resync = true;
+                    report.gap = true;
+                }
+            }
+        }
         let mut n = 0;
         while self.next < upto && n < max {
             match log.read(self.next) {
                 LogRead::Op(stamp, task) => {
-                    match self.apply(stamp, task) {
-                        Applied::Inserted => report.inserted += 1,
-                        Applied::Duplicate => report.duplicates += 1,
-                        Applied::Stale => report.stale += 1,
-                    }
+                    report.count(self.apply(stamp, task));
                     self.next += 1;
                     n += 1;
                 }
@@ -166,22 +194,43 @@ impl<T: Claimable> Replica<T> {
         report
     }
 
-    /// Skips an unpublished position below the fence point (see `take_over`): its task is either
-    /// not accepted (writer crashed mid-append) or in the old deque (writer stalled), so the
-    /// replica stays complete for the tasks that matter.
-    pub(crate) fn skip_unpublished_quietly(&mut self) {
+    /// Steps over an unpublished position below the fence point (see `take_over`), which cannot
+    /// wait for it: its writer crashed mid-append (the task was never accepted) or is stalled
+    /// there. The position is re-read on every later sync; when it appears, its task is applied
+    /// (or, being stale by then, redirected), so a stalled writer's push is never lost.
+    pub(crate) fn defer_unpublished(&mut self) {
+        self.holes.push(self.next);
         self.next += 1;
+    }
+
+    /// Applies an op that arrived after later positions were applied (a deferred hole): only the
+    /// epoch rule applies, since its stamp is below `last` by construction.
+    fn apply_late(&mut self, stamp: Stamp, task: T) -> Applied {
+        if stamp.epoch < self.epoch {
+            return self.apply(stamp, task);
+        }
+        if self.tasks.contains_key(&stamp) {
+            return Applied::Duplicate;
+        }
+        self.tasks.insert(stamp, task);
+        Applied::Inserted
     }
 
     /// Lag in ops behind `log`'s tail, and time since this replica was last caught up.
     pub fn lag(&self, log: &OpLog<T>) -> (u64, Option<Duration>) {
-        let ops = log.tail().saturating_sub(self.next);
+        let ops = log.tail().saturating_sub(self.next) + self.holes.len() as u64;
         let time = if ops == 0 {
             Some(Duration::ZERO)
         } else {
             self.caught_up_at.map(|t| t.elapsed())
         };
         (ops, time)
+    }
+
+    /// Takes the tasks of stale ops seen so far (a fenced owner's late pushes). The holder must
+    /// re-enqueue them; copies may also be in the old deque, and the claim picks one.
+    pub fn take_redirected(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.redirected)
     }
 
     /// Tasks recorded and not yet seen claimed.
@@ -194,10 +243,13 @@ impl<T: Claimable> Replica<T> {
     pub(crate) fn advance(&mut self, epoch: u32) -> Vec<T> {
         self.epoch = self.epoch.max(epoch);
         self.needs_resync = false;
-        std::mem::take(&mut self.tasks)
-            .into_values()
-            .filter(|t| !t.claim().is_claimed())
-            .collect()
+        let mut tasks = self.take_redirected();
+        tasks.extend(
+            std::mem::take(&mut self.tasks)
+                .into_values()
+                .filter(|t| !t.claim().is_claimed()),
+        );
+        tasks
     }
 }
 

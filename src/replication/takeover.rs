@@ -72,10 +72,10 @@ pub fn take_over<T: Claimable>(
             break;
         }
         // Unpublished position below the fence point: its writer crashed or stalled mid-append
-        // after taking the position. The task is not accepted yet (crash) or will be in the old
-        // deque (stall), so skipping it loses nothing.
+        // after taking the position. Takeover cannot wait for it; the replica re-reads it on
+        // every later sync and redirects its task when it appears.
         if let LogRead::NotYet = core.log().read(replica.position()) {
-            replica.skip_unpublished_quietly();
+            replica.defer_unpublished();
         }
     }
     let used_fallback = replica.needs_resync();
