@@ -84,3 +84,39 @@ fn in_hand_recovery_against_late_claim() {
         assert_eq!(owner_won + successor.join().unwrap(), 1);
     });
 }
+
+/// A push racing the fence is never lost: if `publish_push` accepted it, the successor either
+/// adopted it at takeover or gets it back from the log as a redirect on a later sync, even though
+/// the old owner stops right after the push (crash) without telling anyone.
+#[test]
+fn push_racing_fence_is_adopted_or_redirected() {
+    builder().check(|| {
+        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let me = core.lease().owner_token();
+        let owner = {
+            let core = core.clone();
+            thread::spawn(move || core.publish_push(&me, Arc::new(Claim::new())).ok())
+        };
+        let successor = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut replica = Replica::new(0);
+                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
+                (replica, adopted.tasks)
+            })
+        };
+        let accepted = owner.join().unwrap();
+        let (mut replica, mut found) = successor.join().unwrap();
+        // The holder keeps syncing after the takeover.
+        replica.sync(core.log(), core.log().tail(), usize::MAX);
+        found.extend(replica.take_redirected());
+        if let Some(t) = accepted {
+            assert!(
+                found.iter().any(|f| Arc::ptr_eq(f, &t)),
+                "accepted push lost"
+            );
+        }
+        let wins = found.iter().filter(|t| t.try_claim()).count();
+        assert!(wins <= 1);
+    });
+}
