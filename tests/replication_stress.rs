@@ -145,7 +145,8 @@ fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome 
             while adopted.is_none() {
                 point(FaultPoint::ReplicaApply, 1);
                 replica.sync(core.log(), core.log().tail(), 4);
-                stats.record_lag(replica.lag(core.log()).0);
+                let (ops, time) = replica.lag(core.log());
+                stats.record_lag(ops, time);
                 let expired = matches!(
                     observer.observe(core.lease(), Instant::now(), lease_len),
                     LeaseState::Expired { .. }

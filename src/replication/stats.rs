@@ -4,15 +4,18 @@
 //! shim): loom then does not explore their interleavings, which carry no correctness meaning.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Replication and takeover counters. All relaxed: they are read for reporting only.
 ///
 /// ```
 /// use replicore::replication::ReplicationStats;
 /// let s = ReplicationStats::default();
-/// s.record_lag(7);
-/// s.record_lag(3);
+/// s.record_lag(7, None);
+/// s.record_lag(3, Some(Duration::from_micros(250)));
 /// assert_eq!(s.snapshot().replica_lag_max, 7);
+/// assert_eq!(s.snapshot().replica_lag_max_time, Duration::from_micros(250));
+/// # use std::time::Duration;
 /// ```
 #[derive(Debug, Default)]
 pub struct ReplicationStats {
@@ -21,6 +24,7 @@ pub struct ReplicationStats {
     tasks_recovered_from_replica: AtomicU64,
     lease_expiries: AtomicU64,
     replica_lag_max: AtomicU64,
+    replica_lag_max_micros: AtomicU64,
     replacement_threads: AtomicU64,
 }
 
@@ -37,6 +41,8 @@ pub struct ReplicationSnapshot {
     pub lease_expiries: u64,
     /// Largest replica lag seen, in ops.
     pub replica_lag_max: u64,
+    /// Largest replica lag seen, in time since that replica was last caught up (µs resolution).
+    pub replica_lag_max_time: Duration,
     /// Replacement workers started after takeovers (recorded by the pool).
     pub replacement_threads: u64,
 }
@@ -50,13 +56,19 @@ impl ReplicationStats {
             tasks_recovered_from_replica: self.tasks_recovered_from_replica.load(Relaxed),
             lease_expiries: self.lease_expiries.load(Relaxed),
             replica_lag_max: self.replica_lag_max.load(Relaxed),
+            replica_lag_max_time: Duration::from_micros(self.replica_lag_max_micros.load(Relaxed)),
             replacement_threads: self.replacement_threads.load(Relaxed),
         }
     }
 
-    /// Records a replica lag sample (ops).
-    pub fn record_lag(&self, ops: u64) {
+    /// Records a replica lag sample, as returned by `Replica::lag`: ops behind, and time since it
+    /// was last caught up (if known).
+    pub fn record_lag(&self, ops: u64, time: Option<Duration>) {
         self.replica_lag_max.fetch_max(ops, Relaxed);
+        if let Some(t) = time {
+            let us = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
+            self.replica_lag_max_micros.fetch_max(us, Relaxed);
+        }
     }
 
     /// Records a lease judged expired.
