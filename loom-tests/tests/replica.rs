@@ -12,7 +12,7 @@ use replicore::__loom::{Claim, LogRead, OpLog, Replica};
 #[test]
 fn apply_races_appends_with_stale_and_wraparound() {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
+    b.preemption_bound = Some(3);
     b.check(|| {
         let log: Arc<OpLog<Arc<Claim>>> = Arc::new(OpLog::new(2));
         let owner = {

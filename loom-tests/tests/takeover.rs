@@ -8,7 +8,7 @@ use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
 
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
+    b.preemption_bound = Some(3);
     b
 }
 
