@@ -215,12 +215,10 @@ impl LeaseObserver {
         // A beat counts only if it is the current epoch's: a fenced owner's renewals are noise.
         let sample = (epoch, if hb_epoch == epoch { hb } else { 0 });
         if self.last != Some(sample) {
+            // Movement (or a new epoch, or a fresh observer): the holder gets a full lease from now.
             self.last = Some(sample);
             self.since = now;
-            // A fresh observer gives the holder one full lease before judging it.
-            if now.duration_since(self.since) < lease_len {
-                return LeaseState::Alive;
-            }
+            return LeaseState::Alive;
         }
         if now.saturating_duration_since(self.since) >= lease_len {
             LeaseState::Expired { epoch }
