@@ -60,9 +60,10 @@ pub fn take_over<T: Claimable>(
 ) -> Result<Adoption<T>, FenceError> {
     point(FaultPoint::InsideTakeover, successor as usize);
     let new_epoch = core.lease().try_fence(observed_epoch, successor)?;
-    // After the fence no new position below `fence_tail` can appear; positions at or above it
-    // belong to pushes that raced the fence, and their tasks are in the old deque (log first,
-    // deque second), which is drained by stealing.
+    // After the fence no new position below `fence_tail` can appear. Positions at or above it
+    // belong to pushes that raced the fence: the replica sees them on later syncs as stale ops
+    // and hands their tasks to `take_redirected` (the fenced owner may pop them back out of its
+    // old deque and crash, so the log is what keeps them).
     let fence_tail = core.log().tail();
     point(FaultPoint::InsideTakeover, successor as usize);
     loop {
