@@ -120,3 +120,42 @@ fn push_racing_fence_is_adopted_or_redirected() {
         assert!(wins <= 1);
     });
 }
+
+/// Gap fallback: the log (capacity 1) has lost the in-hand task's entry, so the successor must
+/// find it through the in-hand slot, and the still-queued task through the old deque's stealer,
+/// while the resumed owner races it with a late start.
+#[test]
+fn gap_fallback_recovers_in_hand_against_late_start() {
+    builder().check(|| {
+        let core = Arc::new(CoreState::new(0, 1, Default::default()));
+        let me = core.lease().owner_token();
+        let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let b = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        // The old deque still holds `b`; the owner popped `a` and recorded it in hand.
+        let old_deque = Arc::new(loom::sync::Mutex::new(vec![b.clone()]));
+        core.take_in_hand(&me, &a);
+        let late_owner = {
+            let (core, a) = (core.clone(), a.clone());
+            thread::spawn(move || core.start(&me, &a) == Start::Run)
+        };
+        let successor = {
+            let (core, old_deque) = (core.clone(), old_deque.clone());
+            thread::spawn(move || {
+                let mut replica = Replica::new(0);
+                let adopted = take_over(&core, &mut replica, 0, 1, || {
+                    old_deque.lock().unwrap().pop()
+                })
+                .unwrap();
+                assert!(adopted.used_fallback, "position 0 was overwritten: a gap");
+                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+            })
+        };
+        let owner_won = late_owner.join().unwrap() as usize;
+        let successor_wins = successor.join().unwrap();
+        assert_eq!(
+            owner_won + successor_wins,
+            2,
+            "a and b each start exactly once"
+        );
+    });
+}
