@@ -26,12 +26,10 @@ pub(crate) mod sync;
 // Scaffolding until the pool (issue 3) wires the claim word and CPU binding in.
 #[allow(dead_code, unused_imports)]
 pub(crate) mod pool;
-#[allow(dead_code)]
-pub(crate) mod replication;
+pub mod replication;
 
 pub mod nr;
 
-#[cfg(feature = "fault-injection")]
 pub mod fault;
 
 pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
@@ -42,6 +40,7 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::replication::claim::Claim;
+    pub use crate::replication::*;
 }
 
 /// Keeps the README's Rust examples compiling and true.

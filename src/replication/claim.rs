@@ -14,13 +14,25 @@ const CLAIMED: usize = 1;
 
 /// A one-shot claim word. `try_claim` succeeds for exactly one caller.
 ///
-/// Internal; exported only under `--cfg loom` for the model checker.
+/// ```
+/// use replicore::replication::Claim;
+/// let c = Claim::new();
+/// assert!(!c.is_claimed());
+/// assert!(c.try_claim());
+/// assert!(!c.try_claim(), "a second start is refused");
+/// ```
 #[derive(Debug)]
 pub struct Claim(AtomicUsize);
 
 impl Default for Claim {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl AsRef<Claim> for Claim {
+    fn as_ref(&self) -> &Claim {
+        self
     }
 }
 

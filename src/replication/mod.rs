@@ -1,3 +1,26 @@
-//! Run-queue replication, leases, fencing and takeover (issue 4).
+//! Run-queue replication, leases, fencing and takeover: the protocol core of issue 4.
+//!
+//! The protocol, the call order for the worker loop, thief, monitor and successor, and why
+//! G1–G5 hold under crashes and stalls at every line, are in `src/replication/README.md`
+//! (included below).
+//!
+#![doc = include_str!("README.md")]
 
 pub(crate) mod claim;
+mod core;
+mod lease;
+mod log;
+mod replica;
+mod slot;
+mod stamp;
+mod stats;
+mod takeover;
+
+pub use self::core::{CoreState, Fenced, Start};
+pub use claim::Claim;
+pub use lease::{FenceError, Lease, LeaseObserver, LeaseState, OwnerToken};
+pub use log::{DEFAULT_LOG_CAPACITY, LogRead, OpLog};
+pub use replica::{Applied, Claimable, Replica, SyncReport};
+pub use stamp::Stamp;
+pub use stats::{ReplicationSnapshot, ReplicationStats};
+pub use takeover::{Adoption, take_over};

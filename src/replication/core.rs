@@ -1,0 +1,143 @@
+//! The per-CPU shared state and the owner's side of the protocol.
+//!
+//! One [`CoreState`] per topology CPU (index `Topology::cpu_index`). Everything in it is shared
+//! with replicas, thieves and successors; the owner's private state is its [`OwnerToken`] and its
+//! crossbeam `Worker`, which never leaves its thread (so "two owners of one deque" is impossible by
+//! construction: a replacement gets a fresh deque, and the old one is drained only through its
+//! `Stealer`).
+
+use std::sync::Arc as StdArc;
+
+use super::lease::{Lease, OwnerToken};
+use super::log::OpLog;
+use super::replica::Claimable;
+use super::slot::Slot;
+use super::stamp::Stamp;
+use super::stats::ReplicationStats;
+use crate::fault::{FaultPoint, point};
+
+/// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
+/// handed back, unclaimed, to be redirected (e.g. to the pool's global injector).
+#[derive(Debug)]
+pub struct Fenced<T>(pub T);
+
+impl<T> std::fmt::Display for Fenced<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this worker's lease was fenced by a successor; redirect the task and retire")
+    }
+}
+
+impl<T: std::fmt::Debug> std::error::Error for Fenced<T> {}
+
+/// What [`CoreState::start`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// This owner won the claim: run the task now.
+    Run,
+    /// Someone else (a thief, or a successor's adoption) already claimed it: drop the handle.
+    AlreadyClaimed,
+    /// The owner is fenced: do not run it; redirect the (unclaimed) task and retire.
+    Fenced,
+}
+
+/// Shared replication state of one CPU: lease, op log and in-hand slot.
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Claim, CoreState, Start};
+/// #[derive(Debug)]
+/// struct Task(Claim);
+/// impl AsRef<Claim> for Task { fn as_ref(&self) -> &Claim { &self.0 } }
+///
+/// let core = CoreState::new(0, 64, Default::default());
+/// let mut me = core.lease().owner_token();
+/// me.renew(core.lease());
+/// let task = core.publish_push(&me, Arc::new(Task(Claim::new()))).unwrap();
+/// // ... the pool pushes `task` into its deque, later pops it:
+/// core.take_in_hand(&me, &task);
+/// assert_eq!(core.start(&me, &task), Start::Run);
+/// ```
+#[derive(Debug)]
+pub struct CoreState<T> {
+    lease: Lease,
+    log: OpLog<T>,
+    in_hand: Slot<T>,
+    stats: StdArc<ReplicationStats>,
+}
+
+impl<T: Claimable> CoreState<T> {
+    /// State for a CPU first owned by worker `holder`, with a log of `log_capacity` ops.
+    pub fn new(holder: u32, log_capacity: usize, stats: StdArc<ReplicationStats>) -> Self {
+        Self {
+            lease: Lease::new(holder),
+            log: OpLog::new(log_capacity),
+            in_hand: Slot::new(),
+            stats,
+        }
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// The op log replicas read.
+    pub fn log(&self) -> &OpLog<T> {
+        &self.log
+    }
+
+    /// The stats sink.
+    pub fn stats(&self) -> &ReplicationStats {
+        &self.stats
+    }
+
+    /// Publishes a push **before** the pool pushes `task` into its deque, so that anything a
+    /// pop or steal can return is already in the log. Returns the task to push, or
+    /// [`Fenced`] with the task to redirect.
+    pub fn publish_push(&self, me: &OwnerToken, task: T) -> Result<T, Fenced<T>> {
+        if !self.lease.is_current(me.epoch()) {
+            self.stats.record_fenced(1);
+            return Err(Fenced(task));
+        }
+        let _: Stamp = self.log.append(me.epoch(), task.clone());
+        point(FaultPoint::MidPush, me.holder() as usize);
+        Ok(task)
+    }
+
+    /// Records the task the owner just popped and is about to claim. Replicas already hold it
+    /// (they keep tasks until claimed); this slot is what a successor reads when its replica has
+    /// a gap. A fenced owner does not touch the slot.
+    pub fn take_in_hand(&self, me: &OwnerToken, task: &T) {
+        if self.lease.is_current(me.epoch()) {
+            // A skipped write (a successor pinned on the slot right now) is harmless: that
+            // successor has fenced us, so `start` will refuse and the task is redirected.
+            let tag = (u64::from(me.epoch()) << 32) | 1;
+            self.in_hand.write(tag, Some(task.clone()));
+        }
+        point(FaultPoint::AfterTakeInHand, me.holder() as usize);
+    }
+
+    /// The owner's start: fencing check, then the task's single [`Claim`](super::Claim).
+    ///
+    /// The check is a `SeqCst` load and the fence a `SeqCst` CAS, so a claim either follows a
+    /// check that preceded the fence, or the owner sees the fence and refuses.
+    pub fn start(&self, me: &OwnerToken, task: &T) -> Start {
+        point(FaultPoint::BeforeClaim, me.holder() as usize);
+        if !self.lease.is_current(me.epoch()) {
+            self.stats.record_fenced(1);
+            return Start::Fenced;
+        }
+        let won = task.claim().try_claim();
+        point(FaultPoint::AfterClaim, me.holder() as usize);
+        if won {
+            Start::Run
+        } else {
+            Start::AlreadyClaimed
+        }
+    }
+
+    /// The in-hand task, if any (read by a successor after the fence).
+    pub(crate) fn in_hand(&self) -> Option<T> {
+        self.in_hand.read_current().map(|(_, t)| t)
+    }
+}

@@ -1,0 +1,316 @@
+//! A neighbour's replica of one CPU's queue: a batch-applied view of its [`OpLog`].
+//!
+//! The replica holds every task published to the log under its current epoch that it has not
+//! yet seen claimed. Ops are applied in log-position order, which is stamp order within an epoch;
+//! an op whose stamp is not above the last applied one is a duplicate and is dropped; an op from
+//! an epoch below the replica's is stale (a fenced owner's late push) and is rejected from the
+//! view, but its task is not dropped: it goes to [`Replica::take_redirected`], because the fenced
+//! owner may pop that task back out of its old deque and then crash, and then the log is the only
+//! place left that knows it.
+//!
+//! Tasks are removed lazily: a batch prunes tasks whose [`Claim`] is taken. Taking a task "in
+//! hand" is therefore not an op at all: the replica keeps it until it is claimed, which is what
+//! lets a successor recover the in-hand task without the owner logging every pop.
+//!
+//! **Gap.** If the replica falls more than the log's capacity behind, or a write was skipped, it
+//! cannot know which tasks it missed. It marks itself `needs_resync`; a successor using it then
+//! also scans the old deque through its stealer and reads the in-hand slot (see `takeover`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::claim::Claim;
+use super::log::{LogRead, OpLog};
+use super::stamp::Stamp;
+
+/// A task handle the protocol can reason about: the pool's `Arc`'d task header.
+///
+/// The log and replicas hold clones of the handle, never the task body, so a task exists once and
+/// is started only by whoever wins its [`Claim`].
+pub trait Claimable: Clone {
+    /// The task's single claim word.
+    fn claim(&self) -> &Claim;
+}
+
+impl<C: AsRef<Claim>> Claimable for crate::sync::Arc<C> {
+    fn claim(&self) -> &Claim {
+        (**self).as_ref()
+    }
+}
+
+/// What [`Replica::apply`] did with one op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// New task recorded.
+    Inserted,
+    /// Stamp not above the last applied one: dropped.
+    Duplicate,
+    /// Stamp from an epoch older than the replica's: rejected.
+    Stale,
+}
+
+/// Outcome of one [`Replica::sync`] batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Ops inserted.
+    pub inserted: usize,
+    /// Ops dropped as duplicates.
+    pub duplicates: usize,
+    /// Ops rejected as stale.
+    pub stale: usize,
+    /// The batch hit a gap; the replica now needs a resync.
+    pub gap: bool,
+}
+
+impl SyncReport {
+    fn count(&mut self, applied: Applied) {
+        match applied {
+            Applied::Inserted => self.inserted += 1,
+            Applied::Duplicate => self.duplicates += 1,
+            Applied::Stale => self.stale += 1,
+        }
+    }
+}
+
+/// One neighbour's replica of one CPU's queue.
+///
+/// ```
+/// use replicore::replication::{Applied, Replica, Stamp};
+/// use std::sync::Arc;
+/// struct Task(replicore::replication::Claim);
+/// impl AsRef<replicore::replication::Claim> for Task {
+///     fn as_ref(&self) -> &replicore::replication::Claim { &self.0 }
+/// }
+/// let mut r = Replica::new(1);
+/// let t = Arc::new(Task(Default::default()));
+/// assert_eq!(r.apply(Stamp { epoch: 1, seq: 5 }, t.clone()), Applied::Inserted);
+/// assert_eq!(r.apply(Stamp { epoch: 1, seq: 5 }, t.clone()), Applied::Duplicate);
+/// assert_eq!(r.apply(Stamp { epoch: 0, seq: 6 }, t.clone()), Applied::Stale);
+/// assert_eq!(r.unclaimed().count(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Replica<T> {
+    epoch: u32,
+    /// Next log position to read.
+    next: u64,
+    last: Option<Stamp>,
+    tasks: BTreeMap<Stamp, T>,
+    needs_resync: bool,
+    /// Unclaimed tasks of stale ops, to be re-enqueued by the replica's holder.
+    redirected: Vec<T>,
+    /// Positions a takeover stepped over while still unpublished; re-read on every sync.
+    holes: Vec<u64>,
+    /// When the replica last reached the log's tail (for time lag).
+    caught_up_at: Option<Instant>,
+}
+
+impl<T: Claimable> Replica<T> {
+    /// An empty replica following epoch `epoch`.
+    pub fn new(epoch: u32) -> Self {
+        Self {
+            epoch,
+            next: 0,
+            last: None,
+            tasks: BTreeMap::new(),
+            needs_resync: false,
+            redirected: Vec::new(),
+            holes: Vec::new(),
+            caught_up_at: None,
+        }
+    }
+
+    /// The epoch this replica accepts.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether a gap was seen: this replica alone no longer knows every task.
+    pub fn needs_resync(&self) -> bool {
+        self.needs_resync
+    }
+
+    /// Next log position this replica will read.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Applies one op. An op below the replica's epoch is stale; one not above the last applied stamp is a duplicate.
+    pub fn apply(&mut self, stamp: Stamp, task: T) -> Applied {
+        if stamp.epoch < self.epoch {
+            if !task.claim().is_claimed() {
+                self.redirected.push(task);
+            }
+            return Applied::Stale;
+        }
+        if stamp.epoch > self.epoch {
+            // A newer epoch's op means a takeover happened that this replica did not perform: it
+            // follows the new epoch from here (its older tasks remain valid until claimed).
+            self.epoch = stamp.epoch;
+        }
+        if self.last.is_some_and(|l| stamp <= l) {
+            return Applied::Duplicate;
+        }
+        self.last = Some(stamp);
+        self.tasks.insert(stamp, task);
+        Applied::Inserted
+    }
+
+    /// Reads and applies at most `max` ops from `log`, stopping at position `upto` (exclusive),
+    /// at an unpublished op, or at a gap. Prunes claimed tasks first.
+    pub fn sync(&mut self, log: &OpLog<T>, upto: u64, max: usize) -> SyncReport {
+        self.tasks.retain(|_, t| !t.claim().is_claimed());
+        let mut report = SyncReport::default();
+        let holes = std::mem::take(&mut self.holes);
+        for pos in holes {
+            match log.read(pos) {
+                LogRead::Op(stamp, task) => report.count(self.apply_late(stamp, task)),
+                LogRead::NotYet => self.holes.push(pos),
+                LogRead::Gap => {
+                    self.needs_resync = true;
+                    report.gap = true;
+                }
+            }
+        }
+        let mut n = 0;
+        while self.next < upto && n < max {
+            match log.read(self.next) {
+                LogRead::Op(stamp, task) => {
+                    report.count(self.apply(stamp, task));
+                    self.next += 1;
+                    n += 1;
+                }
+                LogRead::NotYet => break,
+                LogRead::Gap => {
+                    self.needs_resync = true;
+                    report.gap = true;
+                    self.next += 1;
+                    n += 1;
+                }
+            }
+        }
+        if self.next >= log.tail() {
+            self.caught_up_at = Some(Instant::now());
+        }
+        report
+    }
+
+    /// Steps over an unpublished position below the fence point (see `take_over`), which cannot
+    /// wait for it: its writer crashed mid-append (the task was never accepted) or is stalled
+    /// there. The position is re-read on every later sync; when it appears, its task is applied
+    /// (or, being stale by then, redirected), so a stalled writer's push is never lost.
+    pub(crate) fn defer_unpublished(&mut self) {
+        self.holes.push(self.next);
+        self.next += 1;
+    }
+
+    /// Applies an op that arrived after later positions were applied (a deferred hole): only the
+    /// epoch rule applies, since its stamp is below `last` by construction.
+    fn apply_late(&mut self, stamp: Stamp, task: T) -> Applied {
+        if stamp.epoch < self.epoch {
+            return self.apply(stamp, task);
+        }
+        if self.tasks.contains_key(&stamp) {
+            return Applied::Duplicate;
+        }
+        self.tasks.insert(stamp, task);
+        Applied::Inserted
+    }
+
+    /// Lag in ops behind `log`'s tail, and time since this replica was last caught up.
+    pub fn lag(&self, log: &OpLog<T>) -> (u64, Option<Duration>) {
+        let ops = log.tail().saturating_sub(self.next) + self.holes.len() as u64;
+        let time = if ops == 0 {
+            Some(Duration::ZERO)
+        } else {
+            self.caught_up_at.map(|t| t.elapsed())
+        };
+        (ops, time)
+    }
+
+    /// Takes the tasks of stale ops seen so far (a fenced owner's late pushes). The holder must
+    /// re-enqueue them; copies may also be in the old deque, and the claim picks one.
+    pub fn take_redirected(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.redirected)
+    }
+
+    /// Tasks recorded and not yet seen claimed.
+    pub fn unclaimed(&self) -> impl Iterator<Item = &T> {
+        self.tasks.values().filter(|t| !t.claim().is_claimed())
+    }
+
+    /// Starts following `epoch` (after a takeover): older ops are stale from now on, and the
+    /// tasks of the old epoch are handed out to the caller.
+    pub(crate) fn advance(&mut self, epoch: u32) -> Vec<T> {
+        self.epoch = self.epoch.max(epoch);
+        self.needs_resync = false;
+        let mut tasks = self.take_redirected();
+        tasks.extend(
+            std::mem::take(&mut self.tasks)
+                .into_values()
+                .filter(|t| !t.claim().is_claimed()),
+        );
+        tasks
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    type Task = Arc<Claim>;
+
+    #[test]
+    fn sync_applies_in_order_drops_duplicates_and_rejects_stale() {
+        let log: OpLog<Task> = OpLog::new(8);
+        let tasks: Vec<Task> = (0..4).map(|_| Arc::new(Claim::new())).collect();
+        log.append(1, tasks[0].clone());
+        log.append(0, tasks[1].clone()); // a fenced owner's late push
+        log.append(1, tasks[2].clone());
+        let mut r = Replica::new(1);
+        let rep = r.sync(&log, log.tail(), 16);
+        assert_eq!(
+            (rep.inserted, rep.stale, rep.duplicates, rep.gap),
+            (2, 1, 0, false)
+        );
+        assert_eq!(
+            r.apply(Stamp { epoch: 1, seq: 2 }, tasks[2].clone()),
+            Applied::Duplicate
+        );
+        assert!(tasks[0].try_claim());
+        log.append(1, tasks[3].clone());
+        r.sync(&log, log.tail(), 16);
+        let left: Vec<_> = r.unclaimed().cloned().collect();
+        assert_eq!(left.len(), 2, "claimed task pruned, new one added");
+        assert!(left.iter().any(|t| Arc::ptr_eq(t, &tasks[3])));
+        assert_eq!(r.lag(&log).0, 0);
+    }
+
+    #[test]
+    fn falling_behind_the_log_marks_a_gap() {
+        let log: OpLog<Task> = OpLog::new(2);
+        let mut r = Replica::new(0);
+        for _ in 0..5 {
+            log.append(0, Arc::new(Claim::new()));
+        }
+        assert_eq!(r.lag(&log).0, 5);
+        let rep = r.sync(&log, log.tail(), 100);
+        assert!(rep.gap && r.needs_resync());
+        assert_eq!(
+            rep.inserted, 2,
+            "the last `capacity` ops are still readable"
+        );
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let log: OpLog<Task> = OpLog::new(8);
+        for _ in 0..6 {
+            log.append(0, Arc::new(Claim::new()));
+        }
+        let mut r = Replica::new(0);
+        assert_eq!(r.sync(&log, log.tail(), 4).inserted, 4);
+        assert_eq!(r.lag(&log).0, 2);
+        assert_eq!(r.sync(&log, log.tail(), 4).inserted, 2);
+    }
+}

@@ -1,0 +1,93 @@
+//! Counters the pool folds into `PoolStats`.
+//!
+//! These are reporting, not protocol state, so they use `std` atomics directly (not the loom
+//! shim): loom then does not explore their interleavings, which carry no correctness meaning.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Replication and takeover counters. All relaxed: they are read for reporting only.
+///
+/// ```
+/// use replicore::replication::ReplicationStats;
+/// let s = ReplicationStats::default();
+/// s.record_lag(7, None);
+/// s.record_lag(3, Some(Duration::from_micros(250)));
+/// assert_eq!(s.snapshot().replica_lag_max, 7);
+/// assert_eq!(s.snapshot().replica_lag_max_time, Duration::from_micros(250));
+/// # use std::time::Duration;
+/// ```
+#[derive(Debug, Default)]
+pub struct ReplicationStats {
+    takeovers: AtomicU64,
+    fenced_rejections: AtomicU64,
+    tasks_recovered_from_replica: AtomicU64,
+    lease_expiries: AtomicU64,
+    replica_lag_max: AtomicU64,
+    replica_lag_max_micros: AtomicU64,
+    replacement_threads: AtomicU64,
+}
+
+/// A point-in-time copy of [`ReplicationStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationSnapshot {
+    /// Successful fences followed by adoption.
+    pub takeovers: u64,
+    /// Owner actions refused because the owner was fenced, plus stale-epoch ops replicas rejected.
+    pub fenced_rejections: u64,
+    /// Tasks a successor adopted from its replica.
+    pub tasks_recovered_from_replica: u64,
+    /// Leases judged expired by a monitor.
+    pub lease_expiries: u64,
+    /// Largest replica lag seen, in ops.
+    pub replica_lag_max: u64,
+    /// Largest replica lag seen, in time since that replica was last caught up (µs resolution).
+    pub replica_lag_max_time: Duration,
+    /// Replacement workers started after takeovers (recorded by the pool).
+    pub replacement_threads: u64,
+}
+
+impl ReplicationStats {
+    /// Copies the counters.
+    pub fn snapshot(&self) -> ReplicationSnapshot {
+        ReplicationSnapshot {
+            takeovers: self.takeovers.load(Relaxed),
+            fenced_rejections: self.fenced_rejections.load(Relaxed),
+            tasks_recovered_from_replica: self.tasks_recovered_from_replica.load(Relaxed),
+            lease_expiries: self.lease_expiries.load(Relaxed),
+            replica_lag_max: self.replica_lag_max.load(Relaxed),
+            replica_lag_max_time: Duration::from_micros(self.replica_lag_max_micros.load(Relaxed)),
+            replacement_threads: self.replacement_threads.load(Relaxed),
+        }
+    }
+
+    /// Records a replica lag sample, as returned by `Replica::lag`: ops behind, and time since it
+    /// was last caught up (if known).
+    pub fn record_lag(&self, ops: u64, time: Option<Duration>) {
+        self.replica_lag_max.fetch_max(ops, Relaxed);
+        if let Some(t) = time {
+            let us = u64::try_from(t.as_micros()).unwrap_or(u64::MAX);
+            self.replica_lag_max_micros.fetch_max(us, Relaxed);
+        }
+    }
+
+    /// Records a lease judged expired.
+    pub fn record_expiry(&self) {
+        self.lease_expiries.fetch_add(1, Relaxed);
+    }
+
+    /// Records a replacement worker thread started by the pool.
+    pub fn record_replacement(&self) {
+        self.replacement_threads.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_fenced(&self, n: u64) {
+        self.fenced_rejections.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn record_takeover(&self, recovered: u64) {
+        self.takeovers.fetch_add(1, Relaxed);
+        self.tasks_recovered_from_replica
+            .fetch_add(recovered, Relaxed);
+    }
+}
