@@ -29,8 +29,10 @@ pub(crate) struct CoreSlot {
     pub(crate) stealer: Stealer<JobRef>,
     /// Jobs that must run on this worker in particular (broadcasts).
     pub(crate) inbox: Injector<JobRef>,
-    /// Counters written only by the owner (plain load + store, no read-modify-write).
-    pub(crate) stats: SlotStats,
+    /// Counters written only by the owner (plain load + store, no read-modify-write). On their
+    /// own cache line: thieves read `stealer` on every steal attempt, and must not bounce the
+    /// line the owner writes on every pop.
+    pub(crate) stats: CachePadded<SlotStats>,
     // Issue 4 plugs in here:
     // - the lease word `(epoch, holder, heartbeat)`, renewed by the owner with one relaxed store
     //   per scheduling-loop iteration (see `WorkerThread::find_work`, "scheduling point");
@@ -82,7 +84,7 @@ impl Registry {
                     node_index,
                     stealer,
                     inbox: Injector::new(),
-                    stats: SlotStats::default(),
+                    stats: CachePadded::new(SlotStats::default()),
                 })
             })
             .collect();
