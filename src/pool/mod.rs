@@ -174,3 +174,20 @@ where
 pub fn current_thread_index() -> Option<usize> {
     worker::WorkerThread::current().map(|w| w.index)
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_location_follows_the_synthetic_topology() {
+        assert_eq!(current_worker_location(), None);
+        let topo: crate::Topology = "numa:2 core:1 pu:1".parse().unwrap();
+        let pool = ThreadPool::builder().topology(topo).build().unwrap();
+        let locations = pool.broadcast(|_| current_worker_location());
+        assert_eq!(
+            locations,
+            vec![Some((CpuId(0), NodeId(0))), Some((CpuId(1), NodeId(1)))]
+        );
+    }
+}
