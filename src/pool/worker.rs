@@ -162,7 +162,13 @@ impl WorkerThread {
         let stats = &me.stats;
         loop {
             let mut retry = false;
-            match me.inbox.steal() {
+            // `is_empty` is two plain loads; a failed `steal` on an empty injector costs a
+            // `SeqCst` fence, which thieves would otherwise pay on every search.
+            match if me.inbox.is_empty() {
+                Steal::Empty
+            } else {
+                me.inbox.steal()
+            } {
                 Steal::Success(job) => {
                     bump(&stats.injector_pops);
                     return Some(job);
@@ -170,7 +176,12 @@ impl WorkerThread {
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
-            match registry.injectors[me.node_index].steal_batch_and_pop(&self.deque) {
+            let injector = &registry.injectors[me.node_index];
+            match if injector.is_empty() {
+                Steal::Empty
+            } else {
+                injector.steal_batch_and_pop(&self.deque)
+            } {
                 Steal::Success(job) => {
                     bump(&stats.injector_pops);
                     return Some(job);
@@ -212,7 +223,12 @@ impl WorkerThread {
                         Steal::Empty => {}
                     }
                 }
-                match registry.injectors[node].steal_batch_and_pop(&self.deque) {
+                let injector = &registry.injectors[node];
+                match if injector.is_empty() {
+                    Steal::Empty
+                } else {
+                    injector.steal_batch_and_pop(&self.deque)
+                } {
                     Steal::Success(job) => {
                         bump(&stats.injector_pops);
                         return Some(job);
