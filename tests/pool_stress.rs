@@ -60,3 +60,29 @@ fn mixed_join_scope_spawn_under_contention() {
     }
     assert_eq!(count.load(Ordering::Relaxed), 20 * 100 * 3);
 }
+
+#[test]
+fn four_node_synthetic_pool_runs_everything_once() {
+    fn fib(n: u32) -> u64 {
+        if n < 2 {
+            return n as u64;
+        }
+        let (a, b) = replicore::join(|| fib(n - 1), || fib(n - 2));
+        a + b
+    }
+    let topo: replicore::Topology = "numa:4 core:2".parse().unwrap();
+    let pool = ThreadPool::builder().topology(topo).build().unwrap();
+    assert_eq!(pool.current_num_threads(), 8);
+    let count = Arc::new(AtomicUsize::new(0));
+    for _ in 0..20_000 {
+        let count = count.clone();
+        pool.spawn(move || {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    assert_eq!(pool.install(|| fib(20)), 6765);
+    let stats = pool.stats();
+    pool.shutdown();
+    assert_eq!(count.load(Ordering::Relaxed), 20_000);
+    assert!(stats.tasks_executed >= 20_000, "{stats:?}");
+}
