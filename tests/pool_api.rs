@@ -281,8 +281,10 @@ fn synthetic_two_node_pool_steals_across_nodes() {
     let topo: Topology = "numa:2 core:1 pu:1".parse().unwrap();
     let p = ThreadPool::builder().topology(topo).build().unwrap();
     assert_eq!(p.current_num_threads(), 2);
-    // Keep both workers busy long enough that the other node's worker steals.
-    for _ in 0..50 {
+    // Both workers must be up (on a loaded box a thread may not be scheduled for a while),
+    // then keep them busy until the other node's worker steals.
+    assert_eq!(p.broadcast(|c| c.index()), vec![0, 1]);
+    for _ in 0..2000 {
         p.install(|| fib(20));
         if p.stats().steals_remote_node > 0 {
             break;
