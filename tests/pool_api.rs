@@ -323,3 +323,19 @@ fn idle_pool_parks_its_workers_and_still_takes_work() {
     assert!(parked, "{:?}", p.stats());
     assert_eq!(p.install(|| fib(10)), 55);
 }
+
+#[test]
+fn task_blocking_on_its_own_spawn_is_served_by_another_worker() {
+    let p = pool(2);
+    for _ in 0..200 {
+        let got = p.install(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            replicore::spawn(move || tx.send(9).unwrap());
+            // This worker blocks without popping: the other one must be woken for the task.
+            rx.recv().unwrap()
+        });
+        assert_eq!(got, 9);
+        // Let the other worker go back to sleep now and then.
+        std::thread::yield_now();
+    }
+}

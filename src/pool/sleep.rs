@@ -16,9 +16,12 @@
 //! publisher sees it in the sleeper count and wakes it). The loom model `sleep.rs` checks this on
 //! this very code.
 //!
-//! Pushes to a worker's *own* deque take a cheaper path ([`Sleep::new_local_work`], no fence): the
-//! pushing worker is awake and will pop the task itself, so a missed wake-up there costs
-//! parallelism for a moment, never the task.
+//! `join` halves and scope children pushed to a worker's *own* deque take a cheaper path
+//! ([`Sleep::new_local_work`], no fence): the pushing worker is awake and will pop the task itself
+//! before it waits for it, so a missed wake-up there costs parallelism for a moment, never the
+//! task. A detached `spawn` from a worker uses the fenced path, because its spawner may block
+//! without ever popping it. (A scope child that blocks on a sibling it spawned can still wait
+//! until some other wake-up, as in rayon.)
 //!
 //! A worker waiting for a latch (join, scope, install) parks through the same path; the latch's
 //! [`CoreLatch`] word tells the setter to wake exactly that worker.

@@ -257,7 +257,7 @@ where
     // SAFETY: the closure is `'static`, so it may run at any time.
     let job_ref = unsafe { HeapJob::into_job_ref(job) };
     match WorkerThread::current() {
-        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push(job_ref),
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_detached(job_ref),
         _ => registry.inject(job_ref),
     }
 }

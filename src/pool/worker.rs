@@ -64,11 +64,20 @@ impl WorkerThread {
         self.wait_for(None, || registry.terminating.load(Ordering::Acquire));
     }
 
-    /// Pushes onto this worker's own deque.
+    /// Pushes a job this worker will itself wait for (`join`, scope children) onto its own deque;
+    /// see `Sleep::new_local_work` for why the cheap wake-up check is enough.
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
         self.deque.push(job);
         self.registry.sleep.new_local_work();
+    }
+
+    /// Pushes a detached task (`spawn`) onto this worker's own deque with the full, fenced
+    /// wake-up check: the spawner may go on to block (say, on a channel the task will fill), so
+    /// it cannot be relied on to pop the task itself.
+    pub(crate) fn push_detached(&self, job: JobRef) {
+        self.deque.push(job);
+        self.registry.sleep.new_injected_work();
     }
 
     /// Pops the newest job of this worker's own deque.
