@@ -327,7 +327,7 @@ fn idle_pool_parks_its_workers_and_still_takes_work() {
 #[test]
 fn task_blocking_on_its_own_spawn_is_served_by_another_worker() {
     let p = pool(2);
-    for _ in 0..200 {
+    for i in 0..200 {
         let got = p.install(|| {
             let (tx, rx) = std::sync::mpsc::channel();
             replicore::spawn(move || tx.send(9).unwrap());
@@ -335,7 +335,9 @@ fn task_blocking_on_its_own_spawn_is_served_by_another_worker() {
             rx.recv().unwrap()
         });
         assert_eq!(got, 9);
-        // Let the other worker go back to sleep now and then.
-        std::thread::yield_now();
+        // Now and then, let the other worker park first, so the wake-up path is exercised.
+        if i % 20 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
