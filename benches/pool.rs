@@ -1,2 +1,346 @@
-//! Pool benchmarks (issue 3).
-fn main() {}
+//! Pool benchmarks: replicore against rayon and tokio (multi-thread runtime), same thread count,
+//! side by side in one criterion group per case. Every pool is built once, outside `b.iter`.
+//!
+//! `cargo bench --bench pool`. fib and quicksort are fork-join (`join`), which tokio does not
+//! have, so they compare against rayon only; the spawn cases compare against both.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+const THREADS: usize = 2;
+const SPAWNS: usize = 10_000;
+const CHAIN: usize = 1_000;
+
+fn replicore_pool() -> replicore::ThreadPool {
+    replicore::ThreadPool::builder()
+        .num_threads(THREADS)
+        .build()
+        .unwrap()
+}
+
+fn rayon_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(THREADS)
+        .build()
+        .unwrap()
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(THREADS)
+        .build()
+        .unwrap()
+}
+
+fn configure<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g
+}
+
+fn fib_replicore(n: u32) -> u64 {
+    if n < 2 {
+        return n as u64;
+    }
+    let (a, b) = replicore::join(|| fib_replicore(n - 1), || fib_replicore(n - 2));
+    a + b
+}
+
+fn fib_rayon(n: u32) -> u64 {
+    if n < 2 {
+        return n as u64;
+    }
+    let (a, b) = rayon::join(|| fib_rayon(n - 1), || fib_rayon(n - 2));
+    a + b
+}
+
+fn fib(c: &mut Criterion) {
+    let (rp, ry) = (replicore_pool(), rayon_pool());
+    let mut g = configure(c, "fib_30");
+    g.bench_function("replicore", |b| b.iter(|| rp.install(|| fib_replicore(30))));
+    g.bench_function("rayon", |b| b.iter(|| ry.install(|| fib_rayon(30))));
+    g.finish();
+}
+
+/// Counts finished tasks down; the last one signals the waiting bench thread.
+struct Countdown {
+    left: AtomicUsize,
+    done: SyncSender<()>,
+}
+
+impl Countdown {
+    fn new(n: usize) -> (Arc<Self>, std::sync::mpsc::Receiver<()>) {
+        let (done, rx) = sync_channel(1);
+        (
+            Arc::new(Countdown {
+                left: AtomicUsize::new(n),
+                done,
+            }),
+            rx,
+        )
+    }
+
+    fn tick(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.send(()).unwrap();
+        }
+    }
+}
+
+fn spawn_many(c: &mut Criterion) {
+    let (rp, ry, rt) = (replicore_pool(), rayon_pool(), tokio_rt());
+    let mut g = configure(c, "spawn_many_inside");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            rp.spawn(move || {
+                for _ in 0..SPAWNS {
+                    let cd = cd.clone();
+                    replicore::spawn(move || cd.tick());
+                }
+            });
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            ry.spawn(move || {
+                for _ in 0..SPAWNS {
+                    let cd = cd.clone();
+                    rayon::spawn(move || cd.tick());
+                }
+            });
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            rt.spawn(async move {
+                for _ in 0..SPAWNS {
+                    let cd = cd.clone();
+                    tokio::spawn(async move { cd.tick() });
+                }
+            });
+            rx.recv().unwrap();
+        })
+    });
+    g.finish();
+
+    let mut g = configure(c, "spawn_many_outside");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            for _ in 0..SPAWNS {
+                let cd = cd.clone();
+                rp.spawn(move || cd.tick());
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            for _ in 0..SPAWNS {
+                let cd = cd.clone();
+                ry.spawn(move || cd.tick());
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(SPAWNS);
+            for _ in 0..SPAWNS {
+                let cd = cd.clone();
+                rt.spawn(async move { cd.tick() });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.finish();
+}
+
+fn chain_replicore(n: usize, done: SyncSender<()>) {
+    if n == 0 {
+        done.send(()).unwrap();
+    } else {
+        replicore::spawn(move || chain_replicore(n - 1, done));
+    }
+}
+
+fn chain_rayon(n: usize, done: SyncSender<()>) {
+    if n == 0 {
+        done.send(()).unwrap();
+    } else {
+        rayon::spawn(move || chain_rayon(n - 1, done));
+    }
+}
+
+fn chain_tokio(n: usize, done: SyncSender<()>) {
+    if n == 0 {
+        done.send(()).unwrap();
+    } else {
+        tokio::spawn(async move { chain_tokio(n - 1, done) });
+    }
+}
+
+fn chained_spawn(c: &mut Criterion) {
+    let (rp, ry, rt) = (replicore_pool(), rayon_pool(), tokio_rt());
+    let mut g = configure(c, "chained_spawn");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let (tx, rx) = sync_channel(1);
+            rp.spawn(move || chain_replicore(CHAIN, tx));
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let (tx, rx) = sync_channel(1);
+            ry.spawn(move || chain_rayon(CHAIN, tx));
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (tx, rx) = sync_channel(1);
+            rt.spawn(async move { chain_tokio(CHAIN, tx) });
+            rx.recv().unwrap();
+        })
+    });
+    g.finish();
+}
+
+/// Lomuto partition around the last element; returns the pivot's final index.
+fn partition(v: &mut [u32]) -> usize {
+    let pivot = v.len() - 1;
+    let mut i = 0;
+    for j in 0..pivot {
+        if v[j] <= v[pivot] {
+            v.swap(i, j);
+            i += 1;
+        }
+    }
+    v.swap(i, pivot);
+    i
+}
+
+macro_rules! quicksort_with {
+    ($name:ident, $join:path) => {
+        fn $name(v: &mut [u32]) {
+            if v.len() <= 1024 {
+                v.sort_unstable();
+                return;
+            }
+            let mid = partition(v);
+            let (lo, hi) = v.split_at_mut(mid);
+            $join(|| $name(lo), || $name(&mut hi[1..]));
+        }
+    };
+}
+quicksort_with!(quicksort_replicore, replicore::join);
+quicksort_with!(quicksort_rayon, rayon::join);
+
+fn random_u32s(n: usize) -> Vec<u32> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u32
+        })
+        .collect()
+}
+
+fn quicksort(c: &mut Criterion) {
+    let (rp, ry) = (replicore_pool(), rayon_pool());
+    let data = random_u32s(1_000_000);
+    let mut g = configure(c, "quicksort_1m");
+    g.bench_function("replicore", |b| {
+        b.iter_batched_ref(
+            || data.clone(),
+            |v| rp.install(|| quicksort_replicore(v)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("rayon", |b| {
+        b.iter_batched_ref(
+            || data.clone(),
+            |v| ry.install(|| quicksort_rayon(v)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn scope_fanout(c: &mut Criterion) {
+    let (rp, ry, rt) = (replicore_pool(), rayon_pool(), tokio_rt());
+    let mut g = configure(c, "scope_fanout_10k");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let n = AtomicUsize::new(0);
+            rp.scope(|s| {
+                for _ in 0..SPAWNS {
+                    s.spawn(|_| {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            });
+            assert_eq!(n.into_inner(), SPAWNS);
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let n = AtomicUsize::new(0);
+            ry.scope(|s| {
+                for _ in 0..SPAWNS {
+                    s.spawn(|_| {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            });
+            assert_eq!(n.into_inner(), SPAWNS);
+        })
+    });
+    // tokio has no borrowing scope: the closest is a JoinSet of 'static tasks awaited together.
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let n = Arc::new(AtomicUsize::new(0));
+            let n2 = n.clone();
+            rt.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..SPAWNS {
+                    let n = n2.clone();
+                    set.spawn(async move {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+                while set.join_next().await.is_some() {}
+            });
+            assert_eq!(n.load(Ordering::Relaxed), SPAWNS);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    fib,
+    spawn_many,
+    chained_spawn,
+    quicksort,
+    scope_fanout
+);
+criterion_main!(benches);

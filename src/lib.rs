@@ -23,8 +23,6 @@ pub mod topology;
 
 pub(crate) mod sync;
 
-// Scaffolding until the pool (issue 3) wires the claim word and CPU binding in.
-#[allow(dead_code, unused_imports)]
 pub(crate) mod pool;
 pub mod replication;
 
@@ -34,11 +32,19 @@ pub mod fault;
 
 pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 
+#[cfg(not(loom))]
+pub use pool::{
+    BroadcastContext, BuildError, MAX_THREADS, PoolStats, Scope, ThreadPool, ThreadPoolBuilder,
+    current_thread_index, join, scope, spawn,
+};
+
 /// Crate internals that the `loom-tests` workspace member model-checks. Only built under
 /// `--cfg loom`; not part of the public API.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, StackJob};
+    pub use crate::pool::sleep::{CoreLatch, Sleep, Slept};
     pub use crate::replication::claim::Claim;
     pub use crate::replication::*;
 }

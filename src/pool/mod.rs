@@ -1,9 +1,193 @@
 //! The work-stealing thread pool (issue 3).
+//!
+//! One worker per CPU of a [`Topology`](crate::Topology), each with a LIFO deque; one injector
+//! per NUMA node for submissions from outside. An idle worker looks at its own deque, its node's
+//! injector, same-node victims (from a random start), then remote nodes by distance, stealing
+//! about half a remote victim's queue at once. With nothing found it spins briefly and parks
+//! through the [`sleep`] protocol, which never lets a task sit while every worker sleeps.
+//!
+//! Layout: [`job`] (type-erased jobs), [`latch`], [`sleep`], `registry` (shared per-pool state,
+//! one `CoreSlot` per worker), `worker` (the scheduling loop), `join`, `scope`, `broadcast`,
+//! `builder`, `thread_pool`, `stats`.
+
+pub(crate) mod job;
+pub(crate) mod sleep;
+
+#[cfg(not(loom))]
+mod broadcast;
+#[cfg(not(loom))]
+mod builder;
+#[cfg(not(loom))]
+mod join;
+#[cfg(not(loom))]
+mod latch;
+#[cfg(not(loom))]
+mod registry;
+#[cfg(not(loom))]
+mod scope;
+#[cfg(not(loom))]
+mod stats;
+#[cfg(not(loom))]
+mod thread_pool;
+#[cfg(not(loom))]
+mod worker;
+
+#[cfg(not(loom))]
+pub use self::{
+    broadcast::BroadcastContext,
+    builder::{BuildError, MAX_THREADS, ThreadPoolBuilder},
+    scope::Scope,
+    stats::PoolStats,
+    thread_pool::ThreadPool,
+};
 
 use crate::{CpuId, NodeId};
 
-/// The CPU and node of the pool worker running on the calling thread, if it is one.
+/// The CPU and node of the pool worker running on the calling thread, if it is one. Node
+/// replication calls it to pick the caller's replica.
+#[cfg(not(loom))]
+#[allow(dead_code)] // until `nr` calls it
+pub(crate) fn current_worker_location() -> Option<(CpuId, NodeId)> {
+    worker::WorkerThread::current().map(|w| {
+        let slot = &w.registry.slots[w.index];
+        (slot.cpu, slot.node)
+    })
+}
+
+/// Under loom no pool threads exist (models run the protocol pieces on loom threads).
+#[cfg(loom)]
 #[allow(dead_code)]
 pub(crate) fn current_worker_location() -> Option<(CpuId, NodeId)> {
     None
+}
+
+#[cfg(not(loom))]
+mod global {
+    use std::sync::{Arc, OnceLock};
+
+    use super::registry::Registry;
+    use super::{ThreadPool, ThreadPoolBuilder};
+
+    /// The pool behind the free functions when called outside any pool. Built on first use and
+    /// never shut down, so work spawned onto it always runs.
+    pub(super) fn registry() -> &'static Arc<Registry> {
+        static GLOBAL: OnceLock<ThreadPool> = OnceLock::new();
+        let pool = GLOBAL.get_or_init(|| {
+            ThreadPoolBuilder::new()
+                .thread_name(|i| format!("replicore-global-{i}"))
+                .build()
+                .or_else(|_| {
+                    // An unusable detected topology must not make the free functions fail.
+                    ThreadPoolBuilder::new()
+                        .topology(crate::Topology::fallback())
+                        .pin_workers(false)
+                        .build()
+                })
+                .unwrap_or_else(|e| panic!("replicore: cannot start the global pool: {e}"))
+        });
+        pool.registry()
+    }
+}
+
+/// The registry of the pool the caller runs on, or the global pool's.
+#[cfg(not(loom))]
+fn current_registry() -> std::sync::Arc<registry::Registry> {
+    match worker::WorkerThread::current() {
+        Some(w) => std::sync::Arc::clone(&w.registry),
+        None => std::sync::Arc::clone(global::registry()),
+    }
+}
+
+/// Runs `a` and `b`, potentially in parallel, on the current worker's pool (or the global pool
+/// outside any pool). A panic in either is re-raised after both finished.
+///
+/// ```
+/// fn fib(n: u32) -> u64 {
+///     if n < 2 { return n as u64; }
+///     let (a, b) = replicore::join(|| fib(n - 1), || fib(n - 2));
+///     a + b
+/// }
+/// assert_eq!(fib(20), 6765);
+/// ```
+#[cfg(not(loom))]
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    match worker::WorkerThread::current() {
+        Some(w) => join::join_on_worker(w, a, b),
+        None => thread_pool::in_worker(global::registry(), |w| join::join_on_worker(w, a, b)),
+    }
+}
+
+/// Creates a [`Scope`] on the current worker's pool (or the global pool outside any pool).
+///
+/// ```
+/// let mut v = vec![0; 3];
+/// replicore::scope(|s| {
+///     for (i, x) in v.iter_mut().enumerate() {
+///         s.spawn(move |_| *x = i);
+///     }
+/// });
+/// assert_eq!(v, [0, 1, 2]);
+/// ```
+#[cfg(not(loom))]
+pub fn scope<'scope, OP, R>(op: OP) -> R
+where
+    OP: FnOnce(&Scope<'scope>) -> R + Send,
+    R: Send,
+{
+    match worker::WorkerThread::current() {
+        Some(w) => scope::scope_on_worker(w, op),
+        None => thread_pool::in_worker(global::registry(), |w| scope::scope_on_worker(w, op)),
+    }
+}
+
+/// Queues `task` on the current worker's pool (or the global pool outside any pool). It always
+/// runs: the global pool is never shut down, and a pool drains accepted work before exiting.
+///
+/// ```
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// replicore::spawn(move || tx.send("done").unwrap());
+/// assert_eq!(rx.recv().unwrap(), "done");
+/// ```
+#[cfg(not(loom))]
+pub fn spawn<F>(task: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    thread_pool::spawn_in(&current_registry(), task);
+}
+
+/// The index of the pool worker running the caller, or `None` outside any pool.
+///
+/// ```
+/// assert_eq!(replicore::current_thread_index(), None);
+/// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+/// assert!(pool.install(replicore::current_thread_index).is_some());
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
+#[cfg(not(loom))]
+pub fn current_thread_index() -> Option<usize> {
+    worker::WorkerThread::current().map(|w| w.index)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_location_follows_the_synthetic_topology() {
+        assert_eq!(current_worker_location(), None);
+        let topo: crate::Topology = "numa:2 core:1 pu:1".parse().unwrap();
+        let pool = ThreadPool::builder().topology(topo).build().unwrap();
+        let locations = pool.broadcast(|_| current_worker_location());
+        assert_eq!(
+            locations,
+            vec![Some((CpuId(0), NodeId(0))), Some((CpuId(1), NodeId(1)))]
+        );
+    }
 }

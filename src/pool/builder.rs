@@ -1,0 +1,323 @@
+//! Building a pool: options, validation and typed errors.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crossbeam_deque::Worker;
+
+use super::registry::{Handlers, IndexHandler, PanicHandler, Registry};
+use super::thread_pool::ThreadPool;
+use super::worker::WorkerThread;
+use crate::{Topology, TopologyError, TopologySource};
+
+/// The most workers one pool may have. Far above any machine this crate targets, low enough to
+/// catch a unit mistake (bytes for threads) before it spawns thousands of threads.
+pub const MAX_THREADS: usize = 1024;
+
+/// Why [`ThreadPoolBuilder::build`] failed.
+///
+/// ```
+/// let err = replicore::ThreadPool::builder().num_threads(0).build().unwrap_err();
+/// assert!(matches!(err, replicore::BuildError::ZeroThreads));
+/// assert!(err.to_string().contains("at least 1"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `num_threads(0)` was requested.
+    ZeroThreads,
+    /// More than [`MAX_THREADS`] workers were requested.
+    TooManyThreads {
+        /// The requested count.
+        requested: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The topology could not be detected or is unusable.
+    Topology(TopologyError),
+    /// The OS refused to start a worker thread; the workers already started were shut down.
+    Spawn {
+        /// Index of the worker that could not start.
+        index: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroThreads => write!(
+                f,
+                "a thread pool needs at least 1 thread (allowed: 1..={MAX_THREADS}); got 0"
+            ),
+            BuildError::TooManyThreads { requested, max } => write!(
+                f,
+                "{requested} threads requested, but a pool may have at most {max} (allowed: 1..={max})"
+            ),
+            BuildError::Topology(e) => write!(f, "the topology cannot be used for a pool: {e}"),
+            BuildError::Spawn { index, source } => {
+                write!(f, "could not spawn worker thread {index}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Topology(e) => Some(e),
+            BuildError::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+type NameFn = Box<dyn Fn(usize) -> String>;
+
+/// Configures and builds a [`ThreadPool`]; get one from [`ThreadPool::builder`].
+///
+/// ```
+/// let pool = replicore::ThreadPool::builder()
+///     .num_threads(2)
+///     .topology("numa:2 core:1 pu:1".parse()?)
+///     .thread_name(|i| format!("worker-{i}"))
+///     .build()?;
+/// assert_eq!(pool.current_num_threads(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct ThreadPoolBuilder {
+    num_threads: Option<usize>,
+    topology: Option<Topology>,
+    pin_workers: Option<bool>,
+    thread_name: Option<NameFn>,
+    stack_size: Option<usize>,
+    start_handler: Option<IndexHandler>,
+    exit_handler: Option<IndexHandler>,
+    panic_handler: Option<PanicHandler>,
+}
+
+impl fmt::Debug for ThreadPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolBuilder")
+            .field("num_threads", &self.num_threads)
+            .field("topology", &self.topology)
+            .field("pin_workers", &self.pin_workers)
+            .field("stack_size", &self.stack_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadPoolBuilder {
+    /// A builder with every option at its default.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPoolBuilder::new().build()?;
+    /// assert!(pool.current_num_threads() >= 1);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of workers; the default is one per CPU of the topology. Must be in
+    /// `1..=`[`MAX_THREADS`].
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(3).build()?;
+    /// assert_eq!(pool.current_num_threads(), 3);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn num_threads(mut self, n: usize) -> Self {
+        self.num_threads = Some(n);
+        self
+    }
+
+    /// The machine description workers are laid out on; the default is [`Topology::detect`].
+    /// Worker `i` runs on `topology.cpus()[i % num_cpus]`.
+    ///
+    /// ```
+    /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
+    /// let pool = replicore::ThreadPool::builder().topology(topo).build()?;
+    /// assert_eq!(pool.current_num_threads(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn topology(mut self, topology: Topology) -> Self {
+        self.topology = Some(topology);
+        self
+    }
+
+    /// Whether to pin each worker to its CPU's OS CPU. The default is on for a detected
+    /// topology and off for a synthetic one. A refused pin is not an error.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).pin_workers(false).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn pin_workers(mut self, pin: bool) -> Self {
+        self.pin_workers = Some(pin);
+        self
+    }
+
+    /// Names worker threads; the default is `replicore-{index}`.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).thread_name(|i| format!("w{i}")).build()?;
+    /// let name = pool.install(|| std::thread::current().name().map(str::to_owned));
+    /// assert_eq!(name.as_deref(), Some("w0"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn thread_name(mut self, name: impl Fn(usize) -> String + 'static) -> Self {
+        self.thread_name = Some(Box::new(name));
+        self
+    }
+
+    /// Stack size of each worker thread in bytes; the default is the platform's.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).stack_size(4 << 20).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Called on each worker thread, with its index, before it runs any task.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let s = started.clone();
+    /// let pool = replicore::ThreadPool::builder()
+    ///     .num_threads(2)
+    ///     .start_handler(move |_| { s.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn start_handler(mut self, handler: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.start_handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Called on each worker thread, with its index, when it exits at shutdown.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let exited = Arc::new(AtomicUsize::new(0));
+    /// let e = exited.clone();
+    /// let pool = replicore::ThreadPool::builder()
+    ///     .num_threads(2)
+    ///     .exit_handler(move |_| { e.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.shutdown();
+    /// assert_eq!(exited.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn exit_handler(mut self, handler: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.exit_handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Receives the payload of every panic in a [`ThreadPool::spawn`]ed task. Without one, the
+    /// panic is reported on stderr and the worker goes on (it never aborts).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let panics = Arc::new(AtomicUsize::new(0));
+    /// let p = panics.clone();
+    /// let pool = replicore::ThreadPool::builder()
+    ///     .num_threads(1)
+    ///     .panic_handler(move |_| { p.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.spawn(|| panic!("boom"));
+    /// pool.shutdown();
+    /// assert_eq!(panics.load(Ordering::SeqCst), 1);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn panic_handler(
+        mut self,
+        handler: impl Fn(Box<dyn Any + Send>) + Send + Sync + 'static,
+    ) -> Self {
+        self.panic_handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Validates the options and starts the workers. Never panics.
+    ///
+    /// ```
+    /// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
+    /// assert!(err.to_string().contains("at most 1024"));
+    /// ```
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let detected = self.topology.is_none();
+        let topology = match self.topology {
+            Some(t) => t,
+            None => Topology::detect().map_err(BuildError::Topology)?,
+        };
+        let n = self.num_threads.unwrap_or(topology.num_cpus());
+        if n == 0 {
+            return Err(BuildError::ZeroThreads);
+        }
+        if n > MAX_THREADS {
+            return Err(BuildError::TooManyThreads {
+                requested: n,
+                max: MAX_THREADS,
+            });
+        }
+        let pin = self
+            .pin_workers
+            .unwrap_or(detected && topology.source() != TopologySource::Synthetic);
+        let deques: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
+        let stealers = deques.iter().map(Worker::stealer).collect();
+        let handlers = Handlers {
+            start: self.start_handler,
+            exit: self.exit_handler,
+            panic: self.panic_handler,
+        };
+        let registry = Arc::new(Registry::new(&topology, stealers, handlers));
+        let mut handles = Vec::with_capacity(n);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let name = match &self.thread_name {
+                Some(f) => f(index),
+                None => format!("replicore-{index}"),
+            };
+            let mut b = std::thread::Builder::new().name(name);
+            if let Some(size) = self.stack_size {
+                b = b.stack_size(size);
+            }
+            let reg = Arc::clone(&registry);
+            let os_cpu = pin.then(|| topology.os_cpu(registry.slots[index].cpu));
+            // Worker threads are OS threads; loom models spawn their own threads around the
+            // protocol pieces instead.
+            let spawned = b.spawn(move || {
+                if let Some(cpu) = os_cpu {
+                    crate::topology::bind_current_thread(cpu);
+                }
+                WorkerThread::run(deque, index, reg);
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(source) => {
+                    // Nothing was accepted yet: stop the started workers and report.
+                    registry.terminate();
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(BuildError::Spawn { index, source });
+                }
+            }
+        }
+        Ok(ThreadPool::from_parts(registry, handles))
+    }
+}
+
+use super::job::JobRef;

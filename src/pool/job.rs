@@ -1,0 +1,197 @@
+//! Type-erased jobs: a pointer plus the function that runs it.
+//!
+//! `join` keeps its second closure in a [`StackJob`] on the caller's stack (no allocation per
+//! join); `spawn` and scope children use a boxed [`HeapJob`]. Either way the queues carry only a
+//! [`JobRef`], two words.
+//!
+//! A stack job stays valid until its latch is set, and its owner never returns before that. A
+//! worker that "crashes" (parks forever, per the fault model) keeps its stack, so another thread
+//! that runs the job and sets the latch never touches freed memory.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use crate::sync::UnsafeCell;
+
+/// A job that can be run once through a raw pointer.
+pub trait Job {
+    /// Runs the job.
+    ///
+    /// # Safety
+    /// `this` points to a live job that has not run yet, and the caller has won the right to run
+    /// it (popped or stole its [`JobRef`]; issue 4 makes this an explicit claim).
+    unsafe fn execute(this: *const ());
+}
+
+/// A type-erased handle to a job: what the deques and injectors carry.
+#[derive(Clone, Copy, Debug)]
+pub struct JobRef {
+    pointer: *const (),
+    execute_fn: unsafe fn(*const ()),
+}
+
+/// Two handles are the same job when they point at the same job memory.
+impl PartialEq for JobRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.pointer, other.pointer)
+    }
+}
+
+impl Eq for JobRef {}
+
+// SAFETY: a `JobRef` is only created for jobs whose closures are `Send`; the pointer is handed
+// from one thread to another through the queues, which synchronise the hand-off.
+unsafe impl Send for JobRef {}
+// SAFETY: see `Send`; sharing the handle itself only copies two words.
+unsafe impl Sync for JobRef {}
+
+impl JobRef {
+    /// Erases a job.
+    ///
+    /// # Safety
+    /// `job` must stay valid until the job has run, and it must run at most once.
+    pub unsafe fn new<T: Job>(job: *const T) -> JobRef {
+        JobRef {
+            pointer: job.cast(),
+            execute_fn: <T as Job>::execute,
+        }
+    }
+
+    /// Runs the job.
+    ///
+    /// # Safety
+    /// As for [`Job::execute`]: the job is live and this caller owns its one start.
+    #[inline]
+    pub unsafe fn execute(self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.execute_fn)(self.pointer) }
+    }
+}
+
+/// The outcome of a job that someone else may have run.
+#[derive(Debug)]
+pub enum JobResult<R> {
+    /// Not run yet.
+    None,
+    /// Returned normally.
+    Ok(R),
+    /// Panicked with this payload.
+    Panic(Box<dyn Any + Send>),
+}
+
+impl<R> JobResult<R> {
+    /// Runs `f`, catching a panic.
+    pub fn call(f: impl FnOnce() -> R) -> Self {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => JobResult::Ok(r),
+            Err(p) => JobResult::Panic(p),
+        }
+    }
+
+    /// The value, or the job's panic re-raised in the caller.
+    pub fn into_return_value(self) -> R {
+        match self {
+            JobResult::Ok(r) => r,
+            JobResult::Panic(p) => resume_unwind(p),
+            JobResult::None => unreachable!("a job's result is read only after its latch is set"),
+        }
+    }
+}
+
+/// Something a finished job signals. Setting it is the job's last access to its own memory.
+pub trait Latch {
+    /// Marks the latch set and wakes whoever waits on it.
+    ///
+    /// # Safety
+    /// `this` is valid on entry; after the store that publishes "set", the waiter may free it, so
+    /// implementations must not touch `*this` afterwards.
+    unsafe fn set(this: *const Self);
+}
+
+/// A job living in its owner's stack frame: `join`'s second half, `install`'s body.
+#[derive(Debug)]
+pub struct StackJob<L, F, R> {
+    /// Set once `result` holds the outcome.
+    pub latch: L,
+    func: UnsafeCell<Option<F>>,
+    result: UnsafeCell<JobResult<R>>,
+}
+
+impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
+    /// Wraps `func`, to be signalled through `latch`.
+    pub fn new(func: F, latch: L) -> Self {
+        StackJob {
+            latch,
+            func: UnsafeCell::new(Some(func)),
+            result: UnsafeCell::new(JobResult::None),
+        }
+    }
+
+    /// A handle for the queues.
+    ///
+    /// # Safety
+    /// The job must outlive every use of the handle: its owner waits for the latch before
+    /// dropping it (or runs it inline after taking the handle back).
+    pub unsafe fn as_job_ref(&self) -> JobRef {
+        // SAFETY: forwarded from the caller.
+        unsafe { JobRef::new(self) }
+    }
+
+    /// Runs the closure on the owner's thread after the owner popped its own handle back, so no
+    /// one else can reach it any more (the fast path of `join`).
+    pub fn run_inline(self) -> R {
+        let func = self
+            .func
+            .into_inner()
+            .expect("a popped-back job has not run");
+        func()
+    }
+
+    /// The outcome, once the latch is set.
+    pub fn into_result(self) -> R {
+        self.result.into_inner().into_return_value()
+    }
+}
+
+impl<L: Latch, F: FnOnce() -> R + Send, R: Send> Job for StackJob<L, F, R> {
+    unsafe fn execute(this: *const ()) {
+        let this = this.cast::<Self>();
+        // SAFETY: the caller owns this job's single start, so no one else reads or writes `func`
+        // or `result` until the latch below is set; the owner reads `result` only after that.
+        unsafe {
+            let func = (*this)
+                .func
+                .with_mut(|f| (*f).take())
+                .expect("job started twice");
+            let result = JobResult::call(func);
+            (*this).result.with_mut(|r| *r = result);
+            Latch::set(&raw const (*this).latch);
+        }
+    }
+}
+
+/// A boxed job that frees itself when it runs: `spawn`, scope children, broadcasts.
+pub struct HeapJob<F> {
+    func: F,
+}
+
+impl<F: FnOnce() + Send> HeapJob<F> {
+    /// Boxes `func` and returns its handle. The box is freed when the job runs.
+    ///
+    /// # Safety
+    /// Everything `func` borrows must outlive the job's run; for `'static` closures this holds
+    /// trivially, and scopes wait for all their children.
+    pub unsafe fn into_job_ref(func: F) -> JobRef {
+        let job = Box::into_raw(Box::new(HeapJob { func }));
+        // SAFETY: the box stays alive until `execute` reclaims it, exactly once.
+        unsafe { JobRef::new(job) }
+    }
+}
+
+impl<F: FnOnce() + Send> Job for HeapJob<F> {
+    unsafe fn execute(this: *const ()) {
+        // SAFETY: `this` came from `Box::into_raw` in `into_job_ref` and runs once.
+        let job = unsafe { Box::from_raw(this.cast::<Self>().cast_mut()) };
+        (job.func)();
+    }
+}

@@ -1,0 +1,135 @@
+//! Latches: how a finished job tells its waiter.
+//!
+//! - [`SpinLatch`]: the waiter is a worker, which keeps running other tasks while it waits and
+//!   parks through [`Sleep`](super::sleep::Sleep) when there are none. Used by `join` and by
+//!   `install` from a worker of another pool.
+//! - [`LockLatch`]: the waiter is a thread outside every pool and simply blocks.
+//! - [`CountLatch`]: set when a count of outstanding children reaches zero (scopes, broadcasts).
+
+use std::sync::Arc;
+
+use super::job::Latch;
+use super::registry::Registry;
+use super::sleep::CoreLatch;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{Condvar, Mutex};
+
+/// A latch a worker of `registry` (worker `owner`) waits on.
+pub(crate) struct SpinLatch<'r> {
+    pub(crate) core: CoreLatch,
+    registry: &'r Arc<Registry>,
+    owner: usize,
+    /// The setter may be a worker of another pool, which holds no reference to ours: then it must
+    /// keep our registry alive itself while it wakes the owner.
+    cross: bool,
+}
+
+impl<'r> SpinLatch<'r> {
+    pub(crate) fn new(registry: &'r Arc<Registry>, owner: usize) -> Self {
+        SpinLatch {
+            core: CoreLatch::new(),
+            registry,
+            owner,
+            cross: false,
+        }
+    }
+
+    pub(crate) fn cross(registry: &'r Arc<Registry>, owner: usize) -> Self {
+        SpinLatch {
+            cross: true,
+            ..SpinLatch::new(registry, owner)
+        }
+    }
+}
+
+impl Latch for SpinLatch<'_> {
+    unsafe fn set(this: *const Self) {
+        // SAFETY: `this` is valid until `core.set()` below publishes "set"; everything needed
+        // afterwards is copied out first.
+        unsafe {
+            let owner = (*this).owner;
+            if (*this).cross {
+                let registry = Arc::clone((*this).registry);
+                if (*this).core.set() {
+                    registry.sleep.wake_specific(owner);
+                }
+            } else {
+                // Same pool: the setter is one of its workers and holds the registry alive.
+                let registry: *const Registry = &**(*this).registry;
+                if (*this).core.set() {
+                    (*registry).sleep.wake_specific(owner);
+                }
+            }
+        }
+    }
+}
+
+/// A latch a non-worker thread blocks on.
+#[derive(Default)]
+pub(crate) struct LockLatch {
+    done: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl LockLatch {
+    pub(crate) fn wait(&self) {
+        let mut done = self.done.lock();
+        while !*done {
+            done = self.cond.wait(done);
+        }
+    }
+}
+
+impl Latch for LockLatch {
+    unsafe fn set(this: *const Self) {
+        // SAFETY: the waiter can only return after taking the lock we hold here, so `*this` stays
+        // valid until the guard is dropped, which is our last access.
+        unsafe {
+            let mut done = (*this).done.lock();
+            *done = true;
+            (*this).cond.notify_all();
+        }
+    }
+}
+
+/// Counts outstanding children plus the owner itself; set at zero, waking the owner worker.
+pub(crate) struct CountLatch {
+    pending: AtomicUsize,
+    pub(crate) core: CoreLatch,
+    registry: Arc<Registry>,
+    owner: usize,
+}
+
+impl CountLatch {
+    /// Starts at one: the owner's own reference, dropped by the owner's `decrement`.
+    pub(crate) fn new(registry: Arc<Registry>, owner: usize) -> Self {
+        CountLatch {
+            pending: AtomicUsize::new(1),
+            core: CoreLatch::new(),
+            registry,
+            owner,
+        }
+    }
+
+    pub(crate) fn increment(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops one reference; the last one sets the latch.
+    ///
+    /// # Safety
+    /// `this` is valid on entry; the owner may free it once the count reaches zero and the latch
+    /// is set, so nothing touches it after that.
+    pub(crate) unsafe fn decrement(this: *const Self) {
+        // SAFETY: valid on entry; while our reference is counted the owner cannot return.
+        unsafe {
+            if (*this).pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let registry = Arc::clone(&(*this).registry);
+                let owner = (*this).owner;
+                if (*this).core.set() {
+                    registry.sleep.wake_specific(owner);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Scheduler counters: written by each worker only for itself, summed on demand.
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+/// Owner-only counters of one worker. The owner bumps them with a relaxed load and store (no
+/// read-modify-write, so no bus lock on the hot path); readers may see slightly stale values.
+#[derive(Debug, Default)]
+pub(crate) struct SlotStats {
+    pub(crate) tasks_executed: AtomicU64,
+    pub(crate) local_pops: AtomicU64,
+    pub(crate) steals_same_node: AtomicU64,
+    pub(crate) steals_remote_node: AtomicU64,
+    pub(crate) injector_pops: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) unparks: AtomicU64,
+}
+
+/// Adds one to an owner-only counter.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// A snapshot of a pool's scheduler counters, summed over its workers.
+///
+/// ```
+/// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+/// pool.install(|| replicore::join(|| 1, || 2));
+/// let stats = pool.stats();
+/// assert!(stats.tasks_executed >= 1);
+/// println!("{stats:?}");
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back).
+    pub tasks_executed: u64,
+    /// Tasks a worker popped from its own deque.
+    pub local_pops: u64,
+    /// Tasks stolen from a worker on the same NUMA node.
+    pub steals_same_node: u64,
+    /// Steal operations (each taking a batch) from a worker on another NUMA node.
+    pub steals_remote_node: u64,
+    /// Tasks taken from a node injector (external submissions) or a broadcast inbox.
+    pub injector_pops: u64,
+    /// Times a worker parked after finding no work.
+    pub parks: u64,
+    /// Times a parked worker was woken.
+    pub unparks: u64,
+}
+
+impl PoolStats {
+    pub(crate) fn add(&mut self, s: &SlotStats) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.tasks_executed += get(&s.tasks_executed);
+        self.local_pops += get(&s.local_pops);
+        self.steals_same_node += get(&s.steals_same_node);
+        self.steals_remote_node += get(&s.steals_remote_node);
+        self.injector_pops += get(&s.injector_pops);
+        self.parks += get(&s.parks);
+        self.unparks += get(&s.unparks);
+    }
+}

@@ -1,0 +1,263 @@
+//! The pool handle and how calls get onto a worker.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::broadcast::{BroadcastContext, broadcast_on_worker};
+use super::builder::ThreadPoolBuilder;
+use super::job::{HeapJob, StackJob};
+use super::join::join_on_worker;
+use super::latch::{LockLatch, SpinLatch};
+use super::registry::Registry;
+use super::scope::{Scope, scope_on_worker};
+use super::stats::PoolStats;
+use super::worker::WorkerThread;
+
+/// A work-stealing thread pool with one worker per CPU of its [`Topology`](crate::Topology).
+///
+/// **Drop.** Dropping the pool (or calling [`shutdown`](Self::shutdown)) lets every worker finish
+/// all accepted work, including tasks those tasks spawn, then joins the threads. Nothing accepted
+/// is dropped. If the last handle is dropped on one of the pool's own workers (the pool was moved
+/// into one of its tasks), the workers are told to drain and exit but are not joined, since a
+/// worker cannot wait for itself.
+///
+/// ```
+/// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+/// let (a, b) = pool.join(|| 1 + 1, || 2 + 2);
+/// assert_eq!((a, b), (2, 4));
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
+pub struct ThreadPool {
+    registry: Arc<Registry>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("num_threads", &self.registry.num_threads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadPool {
+    /// A builder with every option at its default.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn from_parts(registry: Arc<Registry>, handles: Vec<JoinHandle<()>>) -> Self {
+        ThreadPool { registry, handles }
+    }
+
+    /// Runs `op` on a worker of this pool and returns its result (re-raising its panic). Called
+    /// from a worker of another pool, that worker keeps running its own pool's tasks meanwhile,
+    /// so nested pools do not deadlock.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// let idx = pool.install(|| replicore::current_thread_index());
+    /// assert!(idx.unwrap() < 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn install<OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce() -> R + Send,
+        R: Send,
+    {
+        in_worker(&self.registry, |_| op())
+    }
+
+    /// Runs `a` and `b`, potentially in parallel, and returns both results. A panic in either is
+    /// re-raised after both have finished.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.join(|| "a", || "b"), ("a", "b"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        in_worker(&self.registry, |w| join_on_worker(w, a, b))
+    }
+
+    /// Creates a [`Scope`] whose spawned tasks may borrow from the caller's stack; returns once
+    /// all of them finished, re-raising the first panic.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// let data = vec![1, 2, 3];
+    /// let mut sum = 0;
+    /// pool.scope(|s| s.spawn(|_| sum = data.iter().sum()));
+    /// assert_eq!(sum, 6);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn scope<'scope, OP, R>(&self, op: OP) -> R
+    where
+        OP: FnOnce(&Scope<'scope>) -> R + Send,
+        R: Send,
+    {
+        in_worker(&self.registry, |w| scope_on_worker(w, op))
+    }
+
+    /// Queues `task` to run on the pool, without waiting. A panic in it goes to the panic handler
+    /// (or stderr); the worker survives.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.spawn(move || tx.send(7).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 7);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        spawn_in(&self.registry, task);
+    }
+
+    /// Runs `op` once on every worker and returns the results in worker-index order.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.broadcast(|ctx| ctx.index() * 10), vec![0, 10]);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn broadcast<OP, R>(&self, op: OP) -> Vec<R>
+    where
+        OP: Fn(BroadcastContext) -> R + Sync,
+        R: Send,
+    {
+        in_worker(&self.registry, |w| broadcast_on_worker(w, &op))
+    }
+
+    /// The number of workers.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.current_num_threads(), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn current_num_threads(&self) -> usize {
+        self.registry.num_threads()
+    }
+
+    /// A snapshot of the scheduler counters, summed over the workers.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// pool.install(|| ());
+    /// assert!(pool.stats().injector_pops >= 1);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        let mut total = PoolStats::default();
+        for slot in self.registry.slots.iter() {
+            total.add(&slot.stats);
+        }
+        total
+    }
+
+    /// Waits for all accepted work (including work it spawns), then stops the workers.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// let n = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let n = n.clone();
+    ///     pool.spawn(move || { n.fetch_add(1, Ordering::Relaxed); });
+    /// }
+    /// pool.shutdown();
+    /// assert_eq!(n.load(Ordering::Relaxed), 100);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.registry.terminate();
+        let on_own_worker =
+            WorkerThread::current().is_some_and(|w| Arc::ptr_eq(&w.registry, &self.registry));
+        if on_own_worker {
+            // The workers drain and exit by themselves; we cannot wait for our own thread.
+            return;
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Runs `op` on a worker of `registry`: directly if we are one, else by injecting a job and
+/// waiting (a foreign worker keeps working meanwhile; any other thread blocks).
+pub(crate) fn in_worker<OP, R>(registry: &Arc<Registry>, op: OP) -> R
+where
+    OP: FnOnce(&WorkerThread) -> R + Send,
+    R: Send,
+{
+    match WorkerThread::current() {
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => op(w),
+        Some(w) => {
+            let job = StackJob::new(
+                || op(WorkerThread::current().expect("injected jobs run on workers")),
+                SpinLatch::cross(&w.registry, w.index),
+            );
+            // SAFETY: `job` outlives the handle: we wait for its latch before returning.
+            registry.inject(unsafe { job.as_job_ref() });
+            w.wait_until(&job.latch.core);
+            job.into_result()
+        }
+        None => {
+            let job = StackJob::new(
+                || op(WorkerThread::current().expect("injected jobs run on workers")),
+                LockLatch::default(),
+            );
+            // SAFETY: `job` outlives the handle: we block on its latch before returning.
+            registry.inject(unsafe { job.as_job_ref() });
+            job.latch.wait();
+            job.into_result()
+        }
+    }
+}
+
+/// Queues a `'static` task on `registry`: onto our own deque if we are its worker, else onto the
+/// injector of our node.
+pub(crate) fn spawn_in<F>(registry: &Arc<Registry>, task: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let job = move || {
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)) {
+            // Spawned jobs run only on workers of the pool they were spawned on.
+            if let Some(w) = WorkerThread::current() {
+                w.registry.handle_panic(payload);
+            }
+        }
+    };
+    // SAFETY: the closure is `'static`, so it may run at any time.
+    let job_ref = unsafe { HeapJob::into_job_ref(job) };
+    match WorkerThread::current() {
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_detached(job_ref),
+        _ => registry.inject(job_ref),
+    }
+}
