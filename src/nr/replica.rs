@@ -2,8 +2,9 @@
 //!
 //! The reader-writer lock is split so that readers never write a shared cache line: each reader
 //! raises the flag in its own slot, then checks the replica's single writer flag; the writer
-//! raises its flag, then waits for every reader flag to drop. Both sides use SeqCst so that at
-//! least one of them sees the other (the store-load pattern of Dekker's algorithm).
+//! raises its flag, then waits for every reader flag to drop. A SeqCst fence between each side's
+//! store and load makes at least one of them see the other (the store-load pattern of Dekker's
+//! algorithm); SeqCst loads and stores alone would not be enough under loom's model.
 //!
 //! Only the holder of the combiner lock writes to the replica, so writers need no further mutual
 //! exclusion; the lock is also what lets a thread from another node replay into this replica.
@@ -11,7 +12,7 @@
 use super::Dispatch;
 use super::log::Log;
 use super::slots::{Slot, Slots};
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::sync::{Mutex, MutexGuard, UnsafeCell, spin_loop};
 use crossbeam_utils::CachePadded;
 
@@ -76,8 +77,9 @@ impl<D: Dispatch> Replica<D> {
                 }
                 continue;
             }
-            slot.reading.store(true, Ordering::SeqCst);
-            if !self.writer.load(Ordering::SeqCst) {
+            slot.reading.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if !self.writer.load(Ordering::Acquire) {
                 // SAFETY: our flag is up and no writer was active after we raised it, so any
                 // writer that starts now waits for the flag to drop: nothing mutates `data`
                 // while we hold the shared reference. The local tail cannot go backwards, so
@@ -108,9 +110,10 @@ impl<D: Dispatch> Replica<D> {
         if from >= to {
             return;
         }
-        self.writer.store(true, Ordering::SeqCst);
+        self.writer.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         self.slots.for_each(|s| {
-            while s.reading.load(Ordering::SeqCst) {
+            while s.reading.load(Ordering::Acquire) {
                 spin_loop();
             }
         });
