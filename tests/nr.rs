@@ -92,7 +92,7 @@ fn hashmap_history_reads_are_fresh() {
                     if let Some(v) = h.get(&other) {
                         let (writer, version) = (v % THREADS, v / THREADS);
                         assert_eq!(writer, other / KEYS, "value not written by the key's owner");
-                        assert!(version >= 1 && version <= ROUNDS);
+                        assert!((1..=ROUNDS).contains(&version));
                         assert!(version >= last_seen[other as usize], "stale read");
                         last_seen[other as usize] = version;
                     }

@@ -27,6 +27,9 @@ pub struct Log<Op> {
     /// whose combiner returned a response for it. Linearizable reads wait for their replica to
     /// reach the value they saw on entry.
     completed: CachePadded<AtomicUsize>,
+    /// A lower bound of `head()`, refreshed only when the log looks full, so that appends do not
+    /// read every replica's local tail.
+    head_cache: CachePadded<AtomicUsize>,
     /// Per replica: every position below it has been applied to that replica.
     local_tails: Box<[CachePadded<AtomicUsize>]>,
 }
@@ -58,6 +61,7 @@ impl<Op: Clone> Log<Op> {
             mask: size - 1,
             tail: CachePadded::new(AtomicUsize::new(0)),
             completed: CachePadded::new(AtomicUsize::new(0)),
+            head_cache: CachePadded::new(AtomicUsize::new(0)),
             local_tails,
         }
     }
@@ -96,8 +100,14 @@ impl<Op: Clone> Log<Op> {
     /// retries).
     pub fn try_reserve(&self, n: usize) -> Result<usize, usize> {
         let t = self.tail.load(Ordering::Acquire);
-        if t + n > self.head() + self.size() {
-            return Err(t);
+        if t + n > self.head_cache.load(Ordering::Acquire) + self.size() {
+            // The Acquire loads in `head` are what order earlier replays' reads of the slots
+            // before our overwrite; the cache only ever holds a value read that way.
+            let head = self.head();
+            self.head_cache.fetch_max(head, Ordering::AcqRel);
+            if t + n > head + self.size() {
+                return Err(t);
+            }
         }
         self.tail
             .compare_exchange(t, t + n, Ordering::AcqRel, Ordering::Acquire)

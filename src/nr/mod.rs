@@ -81,7 +81,9 @@ pub trait Dispatch {
     type Response: Send;
     /// Applies a read.
     fn dispatch<'a>(&self, op: Self::ReadOp<'a>) -> Self::Response;
-    /// Applies a write.
+    /// Applies a write. It must not panic: a panic while a replica applies the log would leave
+    /// that replica diverged from the others, so it aborts the process. (A panicking read is
+    /// harmless and propagates to its caller.)
     fn dispatch_mut(&mut self, op: Self::WriteOp) -> Self::Response;
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn node_of_current_thread(topo: &Topology, next: impl FnOnce() -> usi
             .collect(),
         None => Vec::new(),
     };
+    candidates.sort();
     candidates.dedup();
     match candidates.len() {
         1 => candidates[0],

@@ -80,13 +80,14 @@ impl<D: Dispatch> Replica<D> {
             slot.reading.store(true, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if !self.writer.load(Ordering::Acquire) {
+                // Lowers the flag on return and also if `f` panics, so a panicking read cannot
+                // block writers forever (a read changes nothing, so the replica stays sound).
+                let _lower = LowerOnDrop(&slot.reading);
                 // SAFETY: our flag is up and no writer was active after we raised it, so any
                 // writer that starts now waits for the flag to drop: nothing mutates `data`
                 // while we hold the shared reference. The local tail cannot go backwards, so
                 // the state includes every op below `at_least`.
-                let r = self.data.with(|d| unsafe { f(&**d) });
-                slot.reading.store(false, Ordering::Release);
-                return r;
+                return self.data.with(|d| unsafe { f(&**d) });
             }
             slot.reading.store(false, Ordering::Release);
             while self.writer.load(Ordering::Acquire) {
@@ -117,6 +118,9 @@ impl<D: Dispatch> Replica<D> {
                 spin_loop();
             }
         });
+        // A write that panics half-applied leaves this replica different from the others and
+        // its writer flag up; carrying on would hang readers or serve diverged state.
+        let abort = AbortOnUnwind;
         for pos in from..to {
             let op = log.read(pos);
             // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag with
@@ -124,7 +128,29 @@ impl<D: Dispatch> Replica<D> {
             let resp = self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) });
             respond(pos, resp);
         }
+        std::mem::forget(abort);
         log.advance(me, to);
         self.writer.store(false, Ordering::Release);
+    }
+}
+
+/// Clears a reader flag when dropped.
+struct LowerOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for LowerOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Aborts the process if dropped, which only happens while unwinding out of `dispatch_mut`.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!(
+            "replicore::nr: Dispatch::dispatch_mut panicked while applying the log; aborting"
+        );
+        std::process::abort();
     }
 }

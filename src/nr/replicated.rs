@@ -273,8 +273,11 @@ impl<D: Dispatch> NodeReplicated<D> {
         drop(responses_iter);
         *guard = responses;
         let c = &replica.counters;
-        c.batches.fetch_add(1, Ordering::Relaxed);
-        c.ops.fetch_add(n as u64, Ordering::Relaxed);
+        // Only the lock holder writes these two, so plain load-and-store suffices.
+        c.batches
+            .store(c.batches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        c.ops
+            .store(c.ops.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
         let size = self.log.size();
         let wraps = (start + n) / size - start / size;
         if wraps > 0 {

@@ -70,6 +70,9 @@ unsafe impl<Op: Send, Resp: Send> Send for Slots<Op, Resp> {}
 /// The growable list of slots of one replica.
 pub struct Slots<Op, Resp> {
     first: Box<Chunk<Op, Resp>>,
+    /// One past the highest slot index ever claimed: scans stop there, so a replica with two
+    /// threads scans two cache lines, not a whole chunk.
+    high_water: CachePadded<AtomicUsize>,
 }
 
 impl<Op, Resp> Slots<Op, Resp> {
@@ -77,23 +80,30 @@ impl<Op, Resp> Slots<Op, Resp> {
     pub fn new() -> Self {
         Self {
             first: Box::new(Chunk::new()),
+            high_water: CachePadded::new(AtomicUsize::new(0)),
         }
     }
 
     /// Claims a free slot, appending a chunk if all are taken.
     pub fn claim(&self) -> &Slot<Op, Resp> {
         let mut chunk: &Chunk<Op, Resp> = &self.first;
+        let mut base = 0;
         loop {
-            for slot in chunk.slots.iter() {
+            for (i, slot) in chunk.slots.iter().enumerate() {
                 if !slot.in_use.load(Ordering::Relaxed)
                     && slot
                         .in_use
                         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                 {
+                    // Published before the owner first raises its reader flag or posts an op;
+                    // the SeqCst fences of the reader-writer protocol order it against a
+                    // writer's scan (see `Replica::replay`).
+                    self.high_water.fetch_max(base + i + 1, Ordering::SeqCst);
                     return slot;
                 }
             }
+            base += CHUNK;
             let mut next = chunk.next.load(Ordering::Acquire);
             if next.is_null() {
                 let fresh = Box::into_raw(Box::new(Chunk::new()));
@@ -122,11 +132,18 @@ impl<Op, Resp> Slots<Op, Resp> {
         slot.in_use.store(false, Ordering::Release);
     }
 
-    /// Calls `f` on every slot, claimed or not (free slots have a clear flag and an empty mailbox).
+    /// Calls `f` on every slot below the high-water mark, claimed or not (free slots have a clear
+    /// flag and an empty mailbox).
     pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a Slot<Op, Resp>)) {
+        let mut left = self.high_water.load(Ordering::Acquire);
         let mut chunk: &'a Chunk<Op, Resp> = &self.first;
         loop {
-            chunk.slots.iter().for_each(|s| f(s));
+            let here = left.min(CHUNK);
+            chunk.slots[..here].iter().for_each(|s| f(s));
+            left -= here;
+            if left == 0 {
+                return;
+            }
             let next = chunk.next.load(Ordering::Acquire);
             if next.is_null() {
                 return;
