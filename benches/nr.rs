@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use replicore::Topology;
 use replicore::nr::{NrConfig, ReplicatedHashMap};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,10 @@ const OPS_PER_THREAD: u64 = 50_000;
 const MIXES: [u64; 3] = [0, 10, 100];
 const THREADS: [usize; 2] = [1, 2];
 
-/// One thread's operation: `(key, is_write)`.
-type Op<'a> = Box<dyn FnMut(u64, bool) + 'a>;
+/// One thread's operation: `Some((key, is_write))`, or `None` for an idle tick once the thread
+/// has done its share (node-replication 0.1.1 needs every replica to keep syncing while others
+/// still write, or a full log waits forever on the idle replica; the others ignore it).
+type Op<'a> = Box<dyn FnMut(Option<(u64, bool)>) + 'a>;
 
 /// Runs `threads` threads of `iters * OPS_PER_THREAD` ops each and returns the slowest thread's
 /// time, measured from a common start barrier.
@@ -30,10 +33,11 @@ fn run<'s>(
     make: &(dyn Fn(usize) -> Op<'s> + Sync),
 ) -> Duration {
     let barrier = Barrier::new(threads);
+    let running = AtomicUsize::new(threads);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let barrier = &barrier;
+                let (barrier, running) = (&barrier, &running);
                 s.spawn(move || {
                     let mut op = make(t);
                     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ ((t as u64 + 1) * 0xD1B5_4A32_D192_ED03);
@@ -43,9 +47,14 @@ fn run<'s>(
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        op(x % KEYS, x % 100 < write_pct);
+                        op(Some((x % KEYS, x % 100 < write_pct)));
                     }
-                    start.elapsed()
+                    let elapsed = start.elapsed();
+                    running.fetch_sub(1, Ordering::AcqRel);
+                    while running.load(Ordering::Acquire) > 0 {
+                        op(None);
+                    }
+                    elapsed
                 })
             })
             .collect();
@@ -106,7 +115,8 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
                 b.iter_custom(|iters| {
                     run(threads, write_pct, iters, &|t| {
                         let h = ours.register(nodes[t % nodes.len()]).unwrap();
-                        Box::new(move |k, w| {
+                        Box::new(move |o| {
+                            let Some((k, w)) = o else { return };
                             if w {
                                 std::hint::black_box(h.insert(k, k + 1));
                             } else {
@@ -131,7 +141,11 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
                     run(threads, write_pct, iters, &|t| {
                         let r = &replicas[t % replicas.len()];
                         let tok = r.register().expect("node-replication token");
-                        Box::new(move |k, w| {
+                        Box::new(move |o| {
+                            let Some((k, w)) = o else {
+                                r.sync(tok);
+                                return;
+                            };
                             if w {
                                 std::hint::black_box(r.execute_mut(NrWrite::Put(k, k + 1), tok));
                             } else {
@@ -150,7 +164,8 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
             g.bench_function(id("std-rwlock"), |b| {
                 b.iter_custom(|iters| {
                     run(threads, write_pct, iters, &|_| {
-                        Box::new(|k, w| {
+                        Box::new(|o| {
+                            let Some((k, w)) = o else { return };
                             if w {
                                 std::hint::black_box(std_rw.write().unwrap().insert(k, k + 1));
                             } else {
@@ -164,7 +179,8 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
             g.bench_function(id("parking_lot-rwlock"), |b| {
                 b.iter_custom(|iters| {
                     run(threads, write_pct, iters, &|_| {
-                        Box::new(|k, w| {
+                        Box::new(|o| {
+                            let Some((k, w)) = o else { return };
                             if w {
                                 std::hint::black_box(pl_rw.write().insert(k, k + 1));
                             } else {
@@ -178,7 +194,8 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
             g.bench_function(id("std-mutex"), |b| {
                 b.iter_custom(|iters| {
                     run(threads, write_pct, iters, &|_| {
-                        Box::new(|k, w| {
+                        Box::new(|o| {
+                            let Some((k, w)) = o else { return };
                             let mut m = mutex.lock().unwrap();
                             if w {
                                 std::hint::black_box(m.insert(k, k + 1));
@@ -193,7 +210,8 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
             g.bench_function(id("dashmap"), |b| {
                 b.iter_custom(|iters| {
                     run(threads, write_pct, iters, &|_| {
-                        Box::new(|k, w| {
+                        Box::new(|o| {
+                            let Some((k, w)) = o else { return };
                             if w {
                                 std::hint::black_box(dash.insert(k, k + 1));
                             } else {

@@ -252,3 +252,16 @@ fn is_sync_for_send_sync_data() {
     assert_sync::<ReplicatedHashMap<u64, String>>();
     assert_sync::<ReplicatedCounter>();
 }
+
+/// With more synthetic CPUs than OS CPUs, an OS CPU stands for CPUs of several nodes;
+/// `register_current` then spreads threads over those nodes instead of piling onto one.
+#[test]
+fn register_current_spreads_over_ambiguous_nodes() {
+    let topo: Topology = "numa:4 core:2".parse().unwrap();
+    let counter = ReplicatedCounter::new(&topo).unwrap();
+    let nodes: HashSet<NodeId> = (0..8)
+        .map(|_| counter.register_current().unwrap().node())
+        .collect();
+    assert!(nodes.len() >= 2, "all registrations went to {nodes:?}");
+    assert!(nodes.iter().all(|n| topo.nodes().contains(n)));
+}

@@ -6,6 +6,7 @@
 //! reserved only once every replica's local tail has passed `i`, so an entry is never overwritten
 //! while someone may still read it.
 
+use super::backoff::Backoff;
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
@@ -127,8 +128,9 @@ impl<Op: Clone> Log<Op> {
     /// right after reserving and never block in between, so the wait is short.
     pub fn read(&self, pos: usize) -> Op {
         let entry = &self.entries[pos & self.mask];
+        let backoff = Backoff::new();
         while entry.seq.load(Ordering::Acquire) != pos + 1 {
-            crate::sync::spin_loop();
+            backoff.snooze();
         }
         // SAFETY: `seq == pos + 1` (Acquire) shows the write of this op happened before; the slot
         // is not rewritten until this replica's local tail passes `pos`, which its replayer (us)

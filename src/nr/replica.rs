@@ -10,10 +10,11 @@
 //! exclusion; the lock is also what lets a thread from another node replay into this replica.
 
 use super::Dispatch;
+use super::backoff::Backoff;
 use super::log::Log;
 use super::slots::{Slot, Slots};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-use crate::sync::{Mutex, MutexGuard, UnsafeCell, spin_loop};
+use crate::sync::{Mutex, MutexGuard, UnsafeCell};
 use crossbeam_utils::CachePadded;
 
 /// Counters kept per replica so combiners on different nodes do not share them.
@@ -68,12 +69,13 @@ impl<D: Dispatch> Replica<D> {
         at_least: usize,
         f: impl FnOnce(&D) -> R,
     ) -> R {
+        let backoff = Backoff::new();
         loop {
             if log.local_tail(me) < at_least {
                 if let Some(guard) = self.combiner.try_lock() {
                     self.replay(me, log, &guard, |_, _| {});
                 } else {
-                    spin_loop();
+                    backoff.snooze();
                 }
                 continue;
             }
@@ -91,7 +93,7 @@ impl<D: Dispatch> Replica<D> {
             }
             slot.reading.store(false, Ordering::Release);
             while self.writer.load(Ordering::Acquire) {
-                spin_loop();
+                backoff.snooze();
             }
         }
     }
@@ -114,8 +116,9 @@ impl<D: Dispatch> Replica<D> {
         self.writer.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         self.slots.for_each(|s| {
+            let backoff = Backoff::new();
             while s.reading.load(Ordering::Acquire) {
-                spin_loop();
+                backoff.snooze();
             }
         });
         // A write that panics half-applied leaves this replica different from the others and

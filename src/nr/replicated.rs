@@ -1,5 +1,6 @@
 //! [`NodeReplicated`]: the replicas, the log, flat combining and helping.
 
+use super::backoff::Backoff;
 use super::config::{NrConfig, NrError};
 use super::log::Log;
 use super::placement;
@@ -7,7 +8,6 @@ use super::replica::{CombinerGuard, Replica};
 use super::slots::{DONE, EMPTY, PENDING, Slot, TAKEN};
 use super::{Dispatch, NrStats};
 use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::spin_loop;
 use crate::{NodeId, Topology};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -302,6 +302,7 @@ impl<D: Dispatch> NodeReplicated<D> {
     /// log is full, the writer first catches its own replica up, then replays the log into each
     /// replica that holds the head back, rather than waiting for them.
     fn reserve(&self, me: usize, n: usize, guard: &CombinerGuard<'_, D::Response>) -> usize {
+        let backoff = Backoff::new();
         loop {
             match self.log.try_reserve(n) {
                 Ok(start) => return start,
@@ -315,7 +316,7 @@ impl<D: Dispatch> NodeReplicated<D> {
                             }
                         }
                     }
-                    spin_loop();
+                    backoff.snooze();
                 }
             }
         }
@@ -405,6 +406,7 @@ impl<D: Dispatch> Handle<'_, D> {
         slot.op.with_mut(|p| unsafe { *p = Some(op) });
         slot.state.store(PENDING, Ordering::Release);
         let replica = &self.nr.replicas[self.replica];
+        let backoff = Backoff::new();
         loop {
             if slot.state.load(Ordering::Acquire) != DONE {
                 if let Some(guard) = replica.combiner.try_lock() {
@@ -417,7 +419,7 @@ impl<D: Dispatch> Handle<'_, D> {
                 slot.state.store(EMPTY, Ordering::Relaxed);
                 return r.expect("a done mailbox holds a response");
             }
-            spin_loop();
+            backoff.snooze();
         }
     }
 }
