@@ -4,6 +4,15 @@ use replicore::nr::{NrConfig, NrError, ReplicatedCounter, ReplicatedHashMap};
 use replicore::{NodeId, Topology};
 use std::collections::HashSet;
 
+/// How many times the concurrent tests repeat: `NR_STRESS_ROUNDS=200 cargo test --test nr` for a
+/// soak run; once by default to keep CI fast.
+fn rounds() -> usize {
+    std::env::var("NR_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn counter_unique_values(nodes: usize) {
     let topo = Topology::synthetic(nodes, 1, 1).unwrap();
     let counter = ReplicatedCounter::new(&topo).unwrap();
@@ -43,12 +52,16 @@ fn counter_unique_values(nodes: usize) {
 
 #[test]
 fn counter_two_nodes_every_value_unique() {
-    counter_unique_values(2);
+    for _ in 0..rounds() {
+        counter_unique_values(2);
+    }
 }
 
 #[test]
 fn counter_four_nodes_every_value_unique() {
-    counter_unique_values(4);
+    for _ in 0..rounds() {
+        counter_unique_values(4);
+    }
 }
 
 /// Each thread owns a key range on which it writes increasing versions; everyone reads every key.
@@ -57,6 +70,12 @@ fn counter_four_nodes_every_value_unique() {
 /// linearizability implies for one reader).
 #[test]
 fn hashmap_history_reads_are_fresh() {
+    for _ in 0..rounds() {
+        hashmap_history_round();
+    }
+}
+
+fn hashmap_history_round() {
     let topo: Topology = "numa:2 core:1 pu:1".parse().unwrap();
     let cfg = NrConfig {
         log_size: 64,
@@ -108,6 +127,12 @@ fn hashmap_history_reads_are_fresh() {
 /// has no thread at all: writers must help it along rather than stall, and it ends up exact.
 #[test]
 fn tiny_log_wraps_with_an_idle_replica() {
+    for _ in 0..rounds() {
+        tiny_log_round();
+    }
+}
+
+fn tiny_log_round() {
     let topo = Topology::synthetic(3, 1, 1).unwrap();
     let cfg = NrConfig {
         log_size: 8,
