@@ -1,1 +1,111 @@
-//! Node replication: NUMA-local replicas of a sequential data structure (issue 5).
+//! Node replication: NUMA-local replicas of any sequential structure, with a shared log, flat
+//! combining and batched cross-node propagation.
+//!
+//! Implement [`Dispatch`] for a sequential structure, wrap it in [`NodeReplicated`], and give each
+//! thread a [`Handle`]. Ready-made: [`ReplicatedHashMap`] and [`ReplicatedCounter`].
+//!
+//! How it works:
+//! - one replica of the structure per NUMA node, built on that node;
+//! - a circular log of write operations orders all writes; each replica has a local tail (how far
+//!   it has applied the log) and the log a completed tail;
+//! - within a node, one thread at a time (the combiner) gathers every pending write of the node's
+//!   threads, appends them as one batch, applies the log to its replica in one go and hands out
+//!   responses;
+//! - reads take the replica's reader lock, which costs a store to the reader's own cache line,
+//!   after the replica has applied every write that completed before the read began;
+//! - a replica that falls behind (an idle node) never blocks writers: a writer that finds the log
+//!   full, or the replica more than `lag_bound` behind, replays the log into it ("helping",
+//!   counted in [`NrStats::helping_events`]).
+//!
+//! ```
+//! use replicore::nr::ReplicatedHashMap;
+//! let topo: replicore::Topology = "numa:2 core:1 pu:1".parse()?;
+//! let map = ReplicatedHashMap::new(&topo)?;
+//! let a = map.register(topo.nodes()[0])?;
+//! let b = map.register(topo.nodes()[1])?;
+//! a.insert(1u64, "one");
+//! assert_eq!(b.get(&1), Some("one"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backoff;
+mod config;
+mod counter;
+mod hashmap;
+mod log;
+mod placement;
+mod replica;
+mod replicated;
+mod slots;
+
+pub use config::{NrConfig, NrError};
+pub use counter::{Counter, CounterRead, CounterWrite, ReplicatedCounter};
+pub use hashmap::{
+    HashMapRead, HashMapResponse, HashMapWrite, MapHandle, ReplicatedHashMap, SeqHashMap,
+};
+pub use replicated::{Handle, NodeReplicated};
+
+/// A sequential data structure that [`NodeReplicated`] can replicate.
+///
+/// Reads get `&self` and may borrow their argument (`ReadOp<'a>`, which may borrow anything that
+/// outlives the structure, hence `where Self: 'a`); writes get `&mut self` and
+/// are stored in the shared log, so they are owned values.
+///
+/// Bounds, and why soundness needs them:
+/// - `WriteOp: Send` because a combiner thread applies other threads' writes, and `Sync` because
+///   replayers on several nodes clone the same log entry at once;
+/// - `Response: Send` because a combiner computes the response of another thread's write.
+///
+/// ```
+/// use replicore::nr::Dispatch;
+/// struct Max(u64);
+/// impl Dispatch for Max {
+///     type ReadOp<'a> = ();
+///     type WriteOp = u64;
+///     type Response = u64;
+///     fn dispatch<'a>(&self, _: ()) -> u64 { self.0 }
+///     fn dispatch_mut(&mut self, v: u64) -> u64 { self.0 = self.0.max(v); self.0 }
+/// }
+/// let mut m = Max(0);
+/// assert_eq!(m.dispatch_mut(3), 3);
+/// assert_eq!(m.dispatch(()), 3);
+/// ```
+pub trait Dispatch {
+    /// A read; it must not change the structure's observable state.
+    type ReadOp<'a>
+    where
+        Self: 'a;
+    /// A write, applied in log order to every replica. Must be deterministic: every replica
+    /// applies it to the same state and must reach the same result.
+    type WriteOp: Clone + Send + Sync;
+    /// What both kinds of operation return.
+    type Response: Send;
+    /// Applies a read.
+    fn dispatch<'a>(&self, op: Self::ReadOp<'a>) -> Self::Response;
+    /// Applies a write. It must not panic: a panic while a replica applies the log would leave
+    /// that replica diverged from the others, so it aborts the process. (A panicking read is
+    /// harmless and propagates to its caller.)
+    fn dispatch_mut(&mut self, op: Self::WriteOp) -> Self::Response;
+}
+
+/// Counters of a [`NodeReplicated`], from [`NodeReplicated::stats`].
+///
+/// ```
+/// let stats = replicore::nr::NrStats::default();
+/// assert_eq!(stats.helping_events, 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NrStats {
+    /// Batches appended to the log by combiners.
+    pub combiner_batches: u64,
+    /// Write operations appended.
+    pub operations: u64,
+    /// `operations / combiner_batches` (0 before the first batch).
+    pub average_batch_size: f64,
+    /// Times the log's tail passed the end of the circular buffer.
+    pub log_wraps: u64,
+    /// Times a writer replayed the log into another node's replica.
+    pub helping_events: u64,
+    /// The largest lag (log entries behind the tail) a writer saw on another replica.
+    pub max_replica_lag: u64,
+}

@@ -133,7 +133,7 @@ impl Registry {
         if self.injectors.len() == 1 {
             return 0;
         }
-        current_os_cpu()
+        crate::topology::current_os_cpu()
             .and_then(|cpu| self.os_cpu_node.get(cpu).copied())
             .unwrap_or(0)
     }
@@ -170,16 +170,4 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     } else {
         "<non-string payload>"
     }
-}
-
-#[cfg(target_os = "linux")]
-fn current_os_cpu() -> Option<usize> {
-    // SAFETY: `sched_getcpu` has no preconditions; it reads the CPU number from the vDSO.
-    let cpu = unsafe { libc::sched_getcpu() };
-    usize::try_from(cpu).ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn current_os_cpu() -> Option<usize> {
-    None
 }

@@ -5,7 +5,6 @@
 ///
 /// With the `hwloc` feature the binding goes through hwloc (which also knows about cgroup
 /// restrictions); if hwloc cannot bind, core_affinity is tried before giving up.
-#[allow(dead_code)] // used by the pool (issue 3)
 pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
     #[cfg(feature = "hwloc")]
     {
@@ -23,6 +22,22 @@ pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
 
 /// Bits in glibc's `cpu_set_t` (`CPU_SETSIZE`), the largest mask core_affinity can pass.
 const CPU_SET_CAPACITY: usize = 1024;
+
+/// The OS CPU the calling thread is running on right now, if the platform can tell. The answer
+/// may be stale as soon as it is returned (the thread can migrate); callers use it only as a
+/// placement hint, never for correctness.
+#[cfg(target_os = "linux")]
+pub(crate) fn current_os_cpu() -> Option<usize> {
+    // SAFETY: `sched_getcpu` takes no arguments and only reads the calling thread's state.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
+/// The OS CPU the calling thread is running on; unknown off Linux.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn current_os_cpu() -> Option<usize> {
+    None
+}
 
 #[cfg(test)]
 mod tests {

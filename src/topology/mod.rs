@@ -14,7 +14,7 @@ mod spec;
 mod sysfs;
 
 #[allow(unused_imports)] // used by the pool (issue 3)
-pub(crate) use bind::bind_current_thread;
+pub(crate) use bind::{bind_current_thread, current_os_cpu};
 pub use error::TopologyError;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,149 @@
+//! The shared circular log of write operations.
+//!
+//! Positions are logical and only grow; position `i` lives in slot `i % size`. A slot records the
+//! position it holds (`seq = i + 1`) so that a replayer never mistakes the previous lap's entry for
+//! the one it waits for. Space is reclaimed by the slowest replica: position `i + size` may be
+//! reserved only once every replica's local tail has passed `i`, so an entry is never overwritten
+//! while someone may still read it.
+
+use super::backoff::Backoff;
+use crate::sync::UnsafeCell;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crossbeam_utils::CachePadded;
+
+/// One log slot.
+struct Entry<Op> {
+    /// `position + 1` of the op stored here, 0 before the first lap.
+    seq: AtomicUsize,
+    op: UnsafeCell<Option<Op>>,
+}
+
+/// The log shared by all replicas.
+pub struct Log<Op> {
+    entries: Box<[Entry<Op>]>,
+    mask: usize,
+    /// The next position to reserve.
+    tail: CachePadded<AtomicUsize>,
+    /// Every position below it has been applied by at least one replica, and by every replica
+    /// whose combiner returned a response for it. Linearizable reads wait for their replica to
+    /// reach the value they saw on entry.
+    completed: CachePadded<AtomicUsize>,
+    /// A lower bound of `head()`, refreshed only when the log looks full, so that appends do not
+    /// read every replica's local tail.
+    head_cache: CachePadded<AtomicUsize>,
+    /// Per replica: every position below it has been applied to that replica.
+    local_tails: Box<[CachePadded<AtomicUsize>]>,
+}
+
+// SAFETY: an entry's op is written only by the appender that reserved its position, before it
+// publishes `seq` with Release; it is read (cloned) by replayers only after they see that `seq`
+// with Acquire, and rewritten only after every local tail has passed it (see `reserve`). Ops move
+// between threads, hence `Op: Send`; they are cloned through `&` from several threads at once,
+// hence `Op: Sync`.
+unsafe impl<Op: Send + Sync> Sync for Log<Op> {}
+// SAFETY: the log owns its ops; sending it sends them.
+unsafe impl<Op: Send> Send for Log<Op> {}
+
+impl<Op: Clone> Log<Op> {
+    /// A log of `size` entries (a power of two) shared by `replicas` replicas.
+    pub fn new(size: usize, replicas: usize) -> Self {
+        debug_assert!(size.is_power_of_two());
+        let entries = (0..size)
+            .map(|_| Entry {
+                seq: AtomicUsize::new(0),
+                op: UnsafeCell::new(None),
+            })
+            .collect();
+        let local_tails = (0..replicas)
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect();
+        Self {
+            entries,
+            mask: size - 1,
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            completed: CachePadded::new(AtomicUsize::new(0)),
+            head_cache: CachePadded::new(AtomicUsize::new(0)),
+            local_tails,
+        }
+    }
+
+    /// Number of slots.
+    pub fn size(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// The next position to be reserved.
+    pub fn tail(&self) -> usize {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// See [`Log::completed`]'s field doc.
+    pub fn completed(&self) -> usize {
+        self.completed.load(Ordering::Acquire)
+    }
+
+    /// How far `replica` has applied the log.
+    pub fn local_tail(&self, replica: usize) -> usize {
+        self.local_tails[replica].load(Ordering::Acquire)
+    }
+
+    /// The lowest local tail: positions below it may be overwritten.
+    pub fn head(&self) -> usize {
+        self.local_tails
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Tries once to reserve `n` positions. Returns the first one, or `Err(tail)` if the log has
+    /// no room until the slowest replica advances (or the tail moved under us: the caller simply
+    /// retries).
+    pub fn try_reserve(&self, n: usize) -> Result<usize, usize> {
+        let t = self.tail.load(Ordering::Acquire);
+        if t + n > self.head_cache.load(Ordering::Acquire) + self.size() {
+            // The Acquire loads in `head` are what order earlier replays' reads of the slots
+            // before our overwrite; the cache only ever holds a value read that way.
+            let head = self.head();
+            self.head_cache.fetch_max(head, Ordering::AcqRel);
+            if t + n > head + self.size() {
+                return Err(t);
+            }
+        }
+        self.tail
+            .compare_exchange(t, t + n, Ordering::AcqRel, Ordering::Acquire)
+    }
+
+    /// Writes `op` at the reserved position `pos` and publishes it.
+    pub fn write(&self, pos: usize, op: Op) {
+        let entry = &self.entries[pos & self.mask];
+        // SAFETY: `pos` was reserved by this thread alone, and reservation waited until every
+        // replica's local tail passed `pos - size`, the slot's previous occupant; the Acquire
+        // loads in `head` order those replays' reads before this write.
+        entry.op.with_mut(|p| unsafe { *p = Some(op) });
+        entry.seq.store(pos + 1, Ordering::Release);
+    }
+
+    /// A copy of the op at `pos`, waiting for its appender to finish writing it. Appenders write
+    /// right after reserving and never block in between, so the wait is short.
+    pub fn read(&self, pos: usize) -> Op {
+        let entry = &self.entries[pos & self.mask];
+        let backoff = Backoff::new();
+        while entry.seq.load(Ordering::Acquire) != pos + 1 {
+            backoff.snooze();
+        }
+        // SAFETY: `seq == pos + 1` (Acquire) shows the write of this op happened before; the slot
+        // is not rewritten until this replica's local tail passes `pos`, which its replayer (us)
+        // does only after this read.
+        entry
+            .op
+            .with(|p| unsafe { (*p).clone() })
+            .expect("published log entry holds an op")
+    }
+
+    /// Records that `replica` has applied every position below `to`, and that those are complete.
+    pub fn advance(&self, replica: usize, to: usize) {
+        self.local_tails[replica].store(to, Ordering::Release);
+        self.completed.fetch_max(to, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,159 @@
+//! One node's replica: the data, its reader-writer lock and its combiner lock.
+//!
+//! The reader-writer lock is split so that readers never write a shared cache line: each reader
+//! raises the flag in its own slot, then checks the replica's single writer flag; the writer
+//! raises its flag, then waits for every reader flag to drop. A SeqCst fence between each side's
+//! store and load makes at least one of them see the other (the store-load pattern of Dekker's
+//! algorithm); SeqCst loads and stores alone would not be enough under loom's model.
+//!
+//! Only the holder of the combiner lock writes to the replica, so writers need no further mutual
+//! exclusion; the lock is also what lets a thread from another node replay into this replica.
+
+use super::Dispatch;
+use super::backoff::Backoff;
+use super::log::Log;
+use super::slots::{Slot, Slots};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use crate::sync::{Mutex, MutexGuard, UnsafeCell};
+use crossbeam_utils::CachePadded;
+
+/// Counters kept per replica so combiners on different nodes do not share them.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) ops: AtomicU64,
+    pub(crate) wraps: AtomicU64,
+    pub(crate) helps: AtomicU64,
+    pub(crate) max_lag: AtomicU64,
+}
+
+// SAFETY: `data` is read through `&D` by several readers at once (needs `D: Sync`) and mutated
+// by whichever thread holds the combiner lock, possibly on another node (needs `D: Send`); the
+// reader-writer protocol above keeps the two apart. `slots` and the counters are Sync on their own.
+unsafe impl<D: Dispatch + Send + Sync> Sync for Replica<D> {}
+// SAFETY: a replica owns its `D`; moving it moves the `D`.
+unsafe impl<D: Dispatch + Send> Send for Replica<D> {}
+
+/// One replica of `D`.
+pub(crate) struct Replica<D: Dispatch> {
+    data: UnsafeCell<Box<D>>,
+    writer: CachePadded<AtomicBool>,
+    /// The combiner lock; it also guards the combiner's scratch buffer of responses.
+    pub(crate) combiner: CachePadded<Mutex<Vec<D::Response>>>,
+    pub(crate) slots: Slots<D::WriteOp, D::Response>,
+    pub(crate) counters: CachePadded<Counters>,
+}
+
+/// Proof that the caller holds a replica's combiner lock.
+pub(crate) type CombinerGuard<'a, R> = MutexGuard<'a, Vec<R>>;
+
+impl<D: Dispatch> Replica<D> {
+    pub(crate) fn new(data: Box<D>) -> Self {
+        Self {
+            data: UnsafeCell::new(data),
+            writer: CachePadded::new(AtomicBool::new(false)),
+            combiner: CachePadded::new(Mutex::new(Vec::new())),
+            slots: Slots::new(),
+            counters: CachePadded::new(Counters::default()),
+        }
+    }
+
+    /// Runs `f` on the replica once it has applied the log up to `at_least`, under the read side
+    /// of the lock. When the replica lags, the reader replays the log itself if no combiner is
+    /// doing so already.
+    pub(crate) fn read<R>(
+        &self,
+        me: usize,
+        log: &Log<D::WriteOp>,
+        slot: &Slot<D::WriteOp, D::Response>,
+        at_least: usize,
+        f: impl FnOnce(&D) -> R,
+    ) -> R {
+        let backoff = Backoff::new();
+        loop {
+            if log.local_tail(me) < at_least {
+                if let Some(guard) = self.combiner.try_lock() {
+                    self.replay(me, log, &guard, |_, _| {});
+                } else {
+                    backoff.snooze();
+                }
+                continue;
+            }
+            slot.reading.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if !self.writer.load(Ordering::Acquire) {
+                // Lowers the flag on return and also if `f` panics, so a panicking read cannot
+                // block writers forever (a read changes nothing, so the replica stays sound).
+                let _lower = LowerOnDrop(&slot.reading);
+                // SAFETY: our flag is up and no writer was active after we raised it, so any
+                // writer that starts now waits for the flag to drop: nothing mutates `data`
+                // while we hold the shared reference. The local tail cannot go backwards, so
+                // the state includes every op below `at_least`.
+                return self.data.with(|d| unsafe { f(&**d) });
+            }
+            slot.reading.store(false, Ordering::Release);
+            while self.writer.load(Ordering::Acquire) {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Applies every log entry from this replica's local tail to the current log tail, as one
+    /// batch under the write lock, then publishes the new local tail. `respond` gets each applied
+    /// position with its response, so a combiner can pick out its own batch.
+    pub(crate) fn replay(
+        &self,
+        me: usize,
+        log: &Log<D::WriteOp>,
+        _combiner: &CombinerGuard<'_, D::Response>,
+        mut respond: impl FnMut(usize, D::Response),
+    ) {
+        let from = log.local_tail(me);
+        let to = log.tail();
+        if from >= to {
+            return;
+        }
+        self.writer.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.slots.for_each(|s| {
+            let backoff = Backoff::new();
+            while s.reading.load(Ordering::Acquire) {
+                backoff.snooze();
+            }
+        });
+        // A write that panics half-applied leaves this replica different from the others and
+        // its writer flag up; carrying on would hang readers or serve diverged state.
+        let abort = AbortOnUnwind;
+        for pos in from..to {
+            let op = log.read(pos);
+            // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag with
+            // every reader flag seen clear afterwards, so no reader holds a reference to `data`.
+            let resp = self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) });
+            respond(pos, resp);
+        }
+        std::mem::forget(abort);
+        log.advance(me, to);
+        self.writer.store(false, Ordering::Release);
+    }
+}
+
+/// Clears a reader flag when dropped.
+struct LowerOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for LowerOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Aborts the process if dropped, which only happens while unwinding out of `dispatch_mut`.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!(
+            "replicore::nr: Dispatch::dispatch_mut panicked while applying the log; aborting"
+        );
+        std::process::abort();
+    }
+}
