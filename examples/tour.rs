@@ -2,7 +2,10 @@
 //!
 //! Run with `cargo run --release --example tour`; set `REPLICORE_TOPOLOGY="numa:2 core:2 pu:1"`
 //! to act out a two-socket machine.
+use replicore::nr::{NrConfig, ReplicatedHashMap};
 use replicore::{ThreadPool, Topology};
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Instant;
 
 fn section(title: &str) {
@@ -72,6 +75,89 @@ fn main() {
         stats.parks
     );
     pool.shutdown();
+
+    section("3. Node replication: a read-mostly map (5% writes)");
+    map_mix(&topo, threads);
+}
+
+/// Keys in the map, operations per thread, and the share of writes for section 3.
+const MAP_KEYS: u64 = 100_000;
+const MAP_OPS_PER_THREAD: usize = 2_000_000;
+const MAP_WRITE_PERCENT: u64 = 5;
+
+/// Runs the same uniform-key mix on a `ReplicatedHashMap` and on `RwLock<HashMap>`, one thread per
+/// CPU, and prints both throughputs and their ratio.
+fn map_mix(topo: &Topology, threads: usize) {
+    let init: HashMap<u64, u64> = (0..MAP_KEYS).map(|k| (k, k)).collect();
+    let replicated = match ReplicatedHashMap::with_contents(topo, NrConfig::default(), &init) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let locked = RwLock::new(init);
+    let nr_rate = run_mix(threads, |t, op| {
+        let h = replicated
+            .register_current()
+            .expect("register a map handle");
+        mix_loop(t, op, |write, k| {
+            if write {
+                h.insert(k, k);
+            } else {
+                std::hint::black_box(h.get(&k));
+            }
+        })
+    });
+    let lock_rate = run_mix(threads, |t, op| {
+        mix_loop(t, op, |write, k| {
+            if write {
+                locked.write().expect("lock").insert(k, k);
+            } else {
+                std::hint::black_box(locked.read().expect("lock").get(&k).copied());
+            }
+        })
+    });
+    println!(
+        "{} replica(s), {threads} thread(s), {} ops each: ReplicatedHashMap {:>6.1} M ops/s | RwLock<HashMap> {:>6.1} M ops/s | ratio {:.2}x",
+        replicated.num_replicas(),
+        MAP_OPS_PER_THREAD,
+        nr_rate / 1e6,
+        lock_rate / 1e6,
+        nr_rate / lock_rate
+    );
+    let stats = replicated.stats();
+    println!(
+        "nr stats: {} combiner batches (avg {:.1} ops), {} log wraps, {} helping events, max replica lag {}",
+        stats.combiner_batches,
+        stats.average_batch_size,
+        stats.log_wraps,
+        stats.helping_events,
+        stats.max_replica_lag
+    );
+}
+
+/// Runs `body(thread, ops)` on `threads` scoped threads and returns operations per second.
+fn run_mix(threads: usize, body: impl Fn(usize, usize) + Sync) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let body = &body;
+            s.spawn(move || body(t, MAP_OPS_PER_THREAD));
+        }
+    });
+    (threads * MAP_OPS_PER_THREAD) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `ops` operations on uniform pseudo-random keys, `MAP_WRITE_PERCENT`% of them writes.
+fn mix_loop(thread: usize, ops: usize, mut op: impl FnMut(bool, u64)) {
+    let mut x = 0x2545_f491_4f6c_dd1d ^ (thread as u64 + 1);
+    for _ in 0..ops {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        op(x % 100 < MAP_WRITE_PERCENT, (x >> 8) % MAP_KEYS);
+    }
 }
 
 /// Deterministic pseudo-random keys (splitmix64), so every run sorts the same input.
