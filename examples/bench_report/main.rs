@@ -1,0 +1,313 @@
+//! Scaling sweeps of the pool and of node replication against rayon, tokio, a lock and dashmap, written as SVG plots and a markdown summary.
+//!
+//! Run: `cargo run --release --example bench_report [-- --quick] [-- --out DIR]`.
+//!
+//! This is a report, not criterion: each point is the median throughput of a few wall-clock
+//! repetitions, after one untimed warm-up. `--quick` (for CI) uses fewer and shorter
+//! repetitions. Output goes to `target/replicore-report/` (or `--out DIR`): one SVG per sweep
+//! and `summary.md` with every number, the replicore/other ratios and the machine it ran on.
+
+mod nr;
+mod plot;
+mod pool;
+
+use replicore::Topology;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// How long and how often every point is measured.
+pub struct Settings {
+    quick: bool,
+    /// Timed repetitions per point (the median is reported).
+    reps: usize,
+    /// fib runs per repetition.
+    fib_runs: usize,
+    /// Tasks per spawn repetition.
+    spawns: usize,
+    /// Map operations per thread per repetition.
+    nr_ops: u64,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Settings, String> {
+    let mut quick = false;
+    let mut out = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?)),
+            "--bench" => {} // `cargo bench`-style runners may pass it; nothing to do.
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; allowed: --quick (short CI run), --out DIR (default target/replicore-report)"
+                ));
+            }
+        }
+    }
+    let out = out.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("replicore-report")
+    });
+    Ok(if quick {
+        Settings {
+            quick,
+            reps: 3,
+            fib_runs: 3,
+            spawns: 10_000,
+            nr_ops: 100_000,
+            out,
+        }
+    } else {
+        Settings {
+            quick,
+            reps: 5,
+            fib_runs: 10,
+            spawns: 10_000,
+            nr_ops: 500_000,
+            out,
+        }
+    })
+}
+
+/// Median of `reps` timed repetitions (after one warm-up) of `f`, which returns the work done
+/// and the seconds it took; the result is work per second.
+pub fn rate_median(
+    reps: usize,
+    mut f: impl FnMut() -> Result<(f64, f64), Box<dyn Error>>,
+) -> Result<f64, Box<dyn Error>> {
+    f()?;
+    let mut rates: Vec<f64> = (0..reps)
+        .map(|_| f().map(|(work, secs)| work / secs.max(1e-9)))
+        .collect::<Result<_, _>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
+}
+
+/// Times `f`, which returns the work it did.
+pub fn timed(
+    f: impl FnOnce() -> Result<f64, Box<dyn Error>>,
+) -> Result<(f64, f64), Box<dyn Error>> {
+    let start = Instant::now();
+    let work = f()?;
+    Ok((work, start.elapsed().as_secs_f64()))
+}
+
+/// One swept measurement: every contender's throughput at every x value.
+pub struct Sweep {
+    title: String,
+    x_desc: String,
+    y_desc: String,
+    xs: Vec<usize>,
+    series: Vec<plot::Series>,
+}
+
+impl Sweep {
+    fn new(title: &str, x_desc: &str, y_desc: &str, xs: Vec<usize>, names: &[&str]) -> Self {
+        let series = names
+            .iter()
+            .map(|n| plot::Series {
+                name: n.to_string(),
+                values: Vec::new(),
+            })
+            .collect();
+        Sweep {
+            title: title.into(),
+            x_desc: x_desc.into(),
+            y_desc: y_desc.into(),
+            xs,
+            series,
+        }
+    }
+
+    /// Appends the next value of contender `i`.
+    fn push(&mut self, i: usize, v: f64) {
+        self.series[i].values.push(v);
+    }
+
+    /// A markdown table: one row per x, one column per contender, then replicore/other ratios
+    /// (replicore is always the first contender; > 1 means replicore is faster).
+    fn table(&self) -> String {
+        let mut t = format!("| {} |", self.x_desc);
+        for s in &self.series {
+            let _ = write!(t, " {} |", s.name);
+        }
+        for s in &self.series[1..] {
+            let _ = write!(t, " replicore / {} |", s.name);
+        }
+        t.push('\n');
+        t.push_str(&"|---".repeat(2 * self.series.len()));
+        t.push_str("|\n");
+        for (row, x) in self.xs.iter().enumerate() {
+            let _ = write!(t, "| {x} |");
+            for s in &self.series {
+                let _ = write!(t, " {:.3} |", s.values[row]);
+            }
+            for s in &self.series[1..] {
+                let _ = write!(t, " {:.2} |", self.series[0].values[row] / s.values[row]);
+            }
+            t.push('\n');
+        }
+        t
+    }
+}
+
+/// Thread counts to sweep up to `max`: every count up to 8, else powers of two plus the CPU
+/// count and `max`, so a big machine does not take hours.
+fn sweep_values(max: usize, cpus: usize) -> Vec<usize> {
+    if max <= 8 {
+        return (1..=max).collect();
+    }
+    let mut v: Vec<usize> = std::iter::successors(Some(1usize), |x| Some(x * 2))
+        .take_while(|&x| x <= max)
+        .chain([cpus, max])
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn main() -> ExitCode {
+    let settings = match parse_args() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
+    let started = Instant::now();
+    let machine = Topology::detect_machine()?;
+    let topo = Topology::detect()?;
+    let cpus = machine.num_cpus();
+    let load_before = load_average();
+    std::fs::create_dir_all(&s.out)
+        .map_err(|e| format!("cannot create {}: {e}", s.out.display()))?;
+
+    let max_threads = 2 * cpus;
+    let threads = sweep_values(max_threads, cpus);
+    eprintln!(
+        "bench_report{}: {cpus} CPU(s), {} node(s); threads {threads:?}",
+        if s.quick { " --quick" } else { "" },
+        machine.num_nodes()
+    );
+    let (fib, spawn) = pool::sweeps(s, &threads)?;
+    let by_threads = nr::thread_sweeps(s, &topo, &threads)?;
+    let node_counts = [1, 2, 4];
+    let node_threads = cpus.max(4);
+    let by_nodes = nr::node_sweeps(s, &node_counts, node_threads)?;
+
+    let cpu_marker = Some((cpus, format!("{cpus} CPUs on this machine")));
+    let mut files = Vec::new();
+    let mut charts: Vec<(&str, &Sweep, bool)> = vec![
+        ("pool_fib.svg", &fib, true),
+        ("pool_spawn.svg", &spawn, true),
+    ];
+    let names = ["nr_threads_w0.svg", "nr_threads_w10.svg"];
+    for (name, sw) in names.iter().zip(&by_threads) {
+        charts.push((name, sw, true));
+    }
+    let names = ["nr_nodes_w0.svg", "nr_nodes_w10.svg"];
+    for (name, sw) in names.iter().zip(&by_nodes) {
+        charts.push((name, sw, false));
+    }
+    for (name, sweep, mark_cpus) in &charts {
+        let path = s.out.join(name);
+        let marker = if *mark_cpus && cpus < *sweep.xs.last().unwrap_or(&0) {
+            cpu_marker.clone()
+        } else {
+            None
+        };
+        plot::draw(
+            &path,
+            &plot::Chart {
+                title: &sweep.title,
+                x_desc: &sweep.x_desc,
+                y_desc: &sweep.y_desc,
+                xs: &sweep.xs,
+                series: &sweep.series,
+                marker,
+            },
+        )?;
+        files.push((name.to_string(), *sweep));
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# replicore benchmark report\n");
+    let _ = writeln!(
+        md,
+        "Command: `cargo run --release --example bench_report{}`. Every value is the median of {} \
+         wall-clock repetitions after one warm-up; the run took {:.0} s. Load average (1 min) \
+         {load_before} before and {} after: other processes share this machine, so treat \
+         differences under ~20% as noise.\n",
+        if s.quick { " -- --quick" } else { "" },
+        s.reps,
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    let _ = writeln!(
+        md,
+        "**The machine.** {cpus} CPU(s) and {} NUMA node(s), detected from {:?}. Thread counts \
+         above {cpus} oversubscribe the CPUs. The node sweep runs on synthetic topologies \
+         (`numa:N core:1`) with {node_threads} threads, thread `t` on node `t % N`; {}\n",
+        machine.num_nodes(),
+        machine.source(),
+        if machine.num_nodes() == 1 {
+            "on this 1-node machine all replicas share the same caches and memory, so these \
+             plots show the cost of keeping more replicas, never the cross-socket traffic that \
+             node replication saves on a real multi-socket machine."
+        } else {
+            "synthetic nodes are not mapped to the physical ones, so replicas are not placed on \
+             distinct sockets here."
+        }
+    );
+    let _ = writeln!(
+        md,
+        "Map workloads: {} `u64` keys, pre-filled, uniform random keys, {} operations per \
+         thread per repetition. Ratios are replicore / other throughput (> 1: replicore is \
+         faster).\n",
+        100_000, s.nr_ops
+    );
+    for (file, sweep) in &files {
+        let _ = writeln!(
+            md,
+            "## {}\n\n![{}]({file})\n\n{}",
+            sweep.title,
+            sweep.title,
+            sweep.table()
+        );
+        let _ = writeln!(md, "Unit: {}.\n", sweep.y_desc);
+    }
+    let summary = s.out.join("summary.md");
+    std::fs::write(&summary, &md)
+        .map_err(|e| format!("cannot write {}: {e}", summary.display()))?;
+    println!("{md}");
+    println!(
+        "wrote {} and {} SVG plot(s) in {:.1} s",
+        summary.display(),
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
