@@ -47,7 +47,8 @@ fn run<'a>(
                     barrier.wait();
                     let mut op = op?;
                     let start = Instant::now();
-                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ ((t as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64
+                        ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
                     for _ in 0..ops {
                         x ^= x << 13;
                         x ^= x >> 7;
