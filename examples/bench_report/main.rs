@@ -130,15 +130,27 @@ impl Sweep {
         self.series[i].values.push(v);
     }
 
+    /// `replicore / other` ratios at swept value `x` (or the nearest swept value below it), as
+    /// `name ratio` pairs.
+    fn ratios_at(&self, x: usize) -> (usize, String) {
+        let row = self.xs.iter().rposition(|&v| v <= x).unwrap_or(0);
+        let ours = self.series[0].values[row];
+        let pairs: Vec<String> = self.series[1..]
+            .iter()
+            .map(|s| format!("{:.2}× `{}`", ours / s.values[row], s.name))
+            .collect();
+        (self.xs[row], pairs.join(", "))
+    }
+
     /// A markdown table: one row per x, one column per contender, then replicore/other ratios
     /// (replicore is always the first contender; > 1 means replicore is faster).
     fn table(&self) -> String {
         let mut t = format!("| {} |", self.x_desc);
         for s in &self.series {
-            let _ = write!(t, " {} |", s.name);
+            let _ = write!(t, " `{}` |", s.name);
         }
         for s in &self.series[1..] {
-            let _ = write!(t, " replicore / {} |", s.name);
+            let _ = write!(t, " replicore / `{}` |", s.name);
         }
         t.push('\n');
         t.push_str(&"|---".repeat(2 * self.series.len()));
@@ -289,6 +301,23 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
          faster).\n",
         100_000, s.nr_ops
     );
+    let _ = writeln!(
+        md,
+        "## At a glance\n\nreplicore's throughput as a multiple of each baseline's (> 1: replicore \
+         is faster), at as many threads as CPUs for the thread sweeps and at 2 nodes for the node \
+         sweeps:\n"
+    );
+    let _ = writeln!(md, "| sweep | at | replicore / baseline |\n|---|---|---|");
+    for (_, sweep) in &files {
+        let (at, what) = if sweep.x_desc.contains("node") {
+            (2, "nodes")
+        } else {
+            (cpus, "threads")
+        };
+        let (x, ratios) = sweep.ratios_at(at);
+        let _ = writeln!(md, "| {} | {x} {what} | {ratios} |", sweep.title);
+    }
+    md.push('\n');
     for (file, sweep) in &files {
         let _ = writeln!(
             md,
