@@ -40,7 +40,6 @@ fn parse_args() -> Result<Settings, String> {
         match a.as_str() {
             "--quick" => quick = true,
             "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?)),
-            "--bench" => {} // `cargo bench`-style runners may pass it; nothing to do.
             other => {
                 return Err(format!(
                     "unknown argument `{other}`; allowed: --quick (short CI run), --out DIR (default target/replicore-report)"
