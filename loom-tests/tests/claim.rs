@@ -1,22 +1,18 @@
 //! G2's linearization point: the single atomic claim on a task.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use replicore::__loom::Claim;
 
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b.check(f);
-}
-
 /// The owner (main thread), a thief and a takeover successor race to start one task: exactly one
 /// wins, and the winner sees the payload the spawner wrote before publishing the task.
 #[test]
 fn three_way_claim_race_has_one_winner() {
-    model(|| {
+    model(3, || {
         let payload = Arc::new(AtomicUsize::new(0));
         let claim = Arc::new(Claim::new());
         let wins = Arc::new(AtomicUsize::new(0));

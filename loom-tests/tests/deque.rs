@@ -5,6 +5,8 @@
 //! ("take → claim → run"); the job, result and latch code is the pool's own.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -32,15 +34,9 @@ unsafe impl Send for Slot {}
 // SAFETY: as above.
 unsafe impl Sync for Slot {}
 
-fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b
-}
-
 #[test]
 fn stack_job_runs_once_whether_popped_back_or_stolen() {
-    builder().check(|| {
+    model(3, || {
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
         let job = StackJob::new(
@@ -81,7 +77,7 @@ fn stack_job_runs_once_whether_popped_back_or_stolen() {
 
 #[test]
 fn heap_job_taken_by_one_of_three_runs_once() {
-    builder().check(|| {
+    model(3, || {
         let runs = Arc::new(AtomicUsize::new(0));
         let r = runs.clone();
         // SAFETY: the closure is `'static`.

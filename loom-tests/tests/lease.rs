@@ -1,23 +1,19 @@
 //! Lease renewal racing expiry and takeover, on the real `CoreState` / `take_over` code.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
-
-fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b
-}
 
 /// The owner renews and starts its queued task while a successor fences and adopts. Exactly one
 /// start happens between the owner and the successor's adopted copy: the redirect a refused
 /// owner performs is not needed for G1 (it only adds a harmless duplicate), so it is not counted.
 #[test]
 fn renewal_races_fence_and_adoption() {
-    builder().check(|| {
+    model(3, || {
         let core = Arc::new(CoreState::new(0, 4, Default::default()));
         let mut me = core.lease().owner_token();
         let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -64,7 +60,7 @@ fn renewal_races_fence_and_adoption() {
 /// Two successors race to fence the same expired epoch: exactly one wins.
 #[test]
 fn one_fence_wins() {
-    builder().check(|| {
+    model(3, || {
         let core: Arc<CoreState<Arc<Claim>>> = Arc::new(CoreState::new(0, 2, Default::default()));
         let ts: Vec<_> = (1..=2)
             .map(|s| {

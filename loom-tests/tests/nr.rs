@@ -2,16 +2,12 @@
 //! built with `--cfg loom`, through its public API.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::thread;
 use replicore::nr::{NrConfig, ReplicatedCounter};
 use replicore::{NodeId, Topology};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b.check(f);
-}
 
 fn counter(nodes: usize, cfg: NrConfig) -> Arc<ReplicatedCounter> {
     let topo = Topology::synthetic(nodes, 1, 1).unwrap();
@@ -23,7 +19,7 @@ fn counter(nodes: usize, cfg: NrConfig) -> Arc<ReplicatedCounter> {
 /// replicas end equal.
 #[test]
 fn append_and_gc_across_two_replicas() {
-    model(|| {
+    model(3, || {
         let c = counter(
             2,
             NrConfig {
@@ -51,7 +47,7 @@ fn append_and_gc_across_two_replicas() {
 /// receives its response through its mailbox. Responses are 1 and 2 in some order.
 #[test]
 fn combiner_hand_off() {
-    model(|| {
+    model(3, || {
         let c = counter(
             1,
             NrConfig {
@@ -77,7 +73,7 @@ fn combiner_hand_off() {
 /// up itself), and a second read never goes back.
 #[test]
 fn linearizable_read_racing_a_write() {
-    model(|| {
+    model(3, || {
         let c = counter(
             2,
             NrConfig {
@@ -106,7 +102,7 @@ fn linearizable_read_racing_a_write() {
 /// holds: the writer must replay into node 1 (helping) instead of waiting for it forever.
 #[test]
 fn helping_a_lagging_replica() {
-    model(|| {
+    model(3, || {
         let c = counter(
             2,
             NrConfig {
@@ -125,7 +121,7 @@ fn helping_a_lagging_replica() {
         assert_eq!(c.register(NodeId(1)).unwrap().get(), 3);
     });
     // Without a racing reader the help is certain, and counted.
-    model(|| {
+    model(3, || {
         let c = counter(
             2,
             NrConfig {

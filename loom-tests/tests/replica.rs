@@ -2,6 +2,8 @@
 //! appends, on the real `OpLog` / `Replica` code with a 2-entry log.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::thread;
 use replicore::__loom::{Claim, LogRead, OpLog, Replica};
@@ -11,9 +13,7 @@ use replicore::__loom::{Claim, LogRead, OpLog, Replica};
 /// epoch-1 task or knows it needs a resync.
 #[test]
 fn apply_races_appends_with_stale_and_wraparound() {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b.check(|| {
+    model(3, || {
         let log: Arc<OpLog<Arc<Claim>>> = Arc::new(OpLog::new(2));
         let owner = {
             let log = log.clone();

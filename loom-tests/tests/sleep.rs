@@ -3,6 +3,8 @@
 //! wake-up shows up as a loom deadlock (every thread blocked).
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -35,15 +37,9 @@ fn worker_takes_one(sleep: &Sleep, index: usize, queue: &AtomicUsize) {
     }
 }
 
-fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
-    b
-}
-
 #[test]
 fn injected_task_wakes_the_only_worker() {
-    builder().check(|| {
+    model(2, || {
         let sleep = Arc::new(Sleep::new(1));
         let queue = Arc::new(AtomicUsize::new(0));
         let worker = {
@@ -59,7 +55,7 @@ fn injected_task_wakes_the_only_worker() {
 
 #[test]
 fn two_injected_tasks_reach_two_sleepy_workers() {
-    builder().check(|| {
+    model(2, || {
         let sleep = Arc::new(Sleep::new(2));
         let queue = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -81,7 +77,7 @@ fn two_injected_tasks_reach_two_sleepy_workers() {
 
 #[test]
 fn latch_setter_wakes_its_parked_waiter() {
-    builder().check(|| {
+    model(2, || {
         let sleep = Arc::new(Sleep::new(1));
         let latch = Arc::new(CoreLatch::new());
         let payload = Arc::new(AtomicUsize::new(0));
@@ -110,7 +106,7 @@ fn latch_setter_wakes_its_parked_waiter() {
 
 #[test]
 fn wake_all_reaches_sleepy_and_parked_workers() {
-    builder().check(|| {
+    model(2, || {
         let sleep = Arc::new(Sleep::new(2));
         let stop = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)

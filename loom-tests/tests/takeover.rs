@@ -2,15 +2,11 @@
 //! claim, on the real `CoreState` / `Replica` / `take_over` code.
 #![cfg(loom)]
 
+use replicore_loom_tests::model;
+
 use loom::sync::Arc;
 use loom::thread;
 use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
-
-fn builder() -> loom::model::Builder {
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(3);
-    b
-}
 
 /// The owner popped `a` (in hand) and still has `b` queued, then stalled. A successor takes over
 /// while the owner resumes and tries to start `a` and then `b`. Every task ends up started exactly
@@ -18,7 +14,7 @@ fn builder() -> loom::model::Builder {
 /// the owner's redirect of a refused task is never needed for that.
 #[test]
 fn resumed_owner_races_successor_over_in_hand_and_queued() {
-    builder().check(|| {
+    model(3, || {
         let core = Arc::new(CoreState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
         let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -63,7 +59,7 @@ fn resumed_owner_races_successor_over_in_hand_and_queued() {
 /// it, and a refused owner's task has always been adopted.
 #[test]
 fn in_hand_recovery_against_late_claim() {
-    builder().check(|| {
+    model(3, || {
         let core = Arc::new(CoreState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -90,7 +86,7 @@ fn in_hand_recovery_against_late_claim() {
 /// the old owner stops right after the push (crash) without telling anyone.
 #[test]
 fn push_racing_fence_is_adopted_or_redirected() {
-    builder().check(|| {
+    model(3, || {
         let core = Arc::new(CoreState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let owner = {
@@ -126,7 +122,7 @@ fn push_racing_fence_is_adopted_or_redirected() {
 /// while the resumed owner races it with a late start.
 #[test]
 fn gap_fallback_recovers_in_hand_against_late_start() {
-    builder().check(|| {
+    model(3, || {
         let core = Arc::new(CoreState::new(0, 1, Default::default()));
         let me = core.lease().owner_token();
         let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
