@@ -3,10 +3,11 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
-use super::registry::{Handlers, IndexHandler, PanicHandler, Registry};
+use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::thread_pool::ThreadPool;
 use super::worker::WorkerThread;
 use crate::{Topology, TopologyError, TopologySource};
@@ -36,6 +37,23 @@ pub enum BuildError {
     },
     /// The topology could not be detected or is unusable.
     Topology(TopologyError),
+    /// `replication_factor(r)` asked for more replicas than the pool has neighbour CPUs for.
+    ReplicationFactor {
+        /// The requested factor.
+        requested: usize,
+        /// The largest factor allowed for this pool: `min(3, cpus - 1)`.
+        max: usize,
+    },
+    /// `lease(d)` was shorter than [`MIN_LEASE`].
+    LeaseTooShort {
+        /// The requested lease.
+        requested: Duration,
+    },
+    /// `max_spare_threads(n)` was above [`MAX_THREADS`].
+    TooManySpareThreads {
+        /// The requested cap.
+        requested: usize,
+    },
     /// The OS refused to start a worker thread; the workers already started were shut down.
     Spawn {
         /// Index of the worker that could not start.
@@ -56,6 +74,20 @@ impl fmt::Display for BuildError {
                 f,
                 "{requested} threads requested, but a pool may have at most {max} (allowed: 1..={max})"
             ),
+            BuildError::ReplicationFactor { requested, max } => write!(
+                f,
+                "replication factor {requested} is not allowed for this pool: each CPU's queue is \
+                 replicated to that many other CPUs, so it must be in 0..={max} (min(3, cpus - 1))"
+            ),
+            BuildError::LeaseTooShort { requested } => write!(
+                f,
+                "lease {requested:?} is too short: it must be at least {MIN_LEASE:?}, or busy \
+                 workers would be taken over while making progress"
+            ),
+            BuildError::TooManySpareThreads { requested } => write!(
+                f,
+                "max_spare_threads({requested}) is not allowed: it must be in 0..={MAX_THREADS}"
+            ),
             BuildError::Topology(e) => write!(f, "the topology cannot be used for a pool: {e}"),
             BuildError::Spawn { index, source } => {
                 write!(f, "could not spawn worker thread {index}: {source}")
@@ -75,6 +107,19 @@ impl std::error::Error for BuildError {
 }
 
 type NameFn = Box<dyn Fn(usize) -> String>;
+
+/// The shortest lease [`ThreadPoolBuilder::lease`] accepts.
+pub const MIN_LEASE: Duration = Duration::from_millis(1);
+
+/// The lease used unless [`ThreadPoolBuilder::lease`] says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_millis(20);
+
+/// The replication factor used unless [`ThreadPoolBuilder::replication_factor`] says otherwise
+/// (lowered to what the pool allows, so a one-CPU pool builds with the defaults).
+pub const DEFAULT_REPLICATION_FACTOR: usize = 1;
+
+/// The highest replication factor any pool accepts.
+pub const MAX_REPLICATION_FACTOR: usize = 3;
 
 /// Configures and builds a [`ThreadPool`]; get one from [`ThreadPool::builder`].
 ///
@@ -98,6 +143,11 @@ pub struct ThreadPoolBuilder {
     start_handler: Option<IndexHandler>,
     exit_handler: Option<IndexHandler>,
     panic_handler: Option<PanicHandler>,
+    replication_factor: Option<usize>,
+    lease: Option<Duration>,
+    max_spare_threads: Option<usize>,
+    #[cfg(feature = "fault-injection")]
+    fault_plan: Option<crate::fault::FaultPlan>,
 }
 
 impl fmt::Debug for ThreadPoolBuilder {
@@ -107,6 +157,9 @@ impl fmt::Debug for ThreadPoolBuilder {
             .field("topology", &self.topology)
             .field("pin_workers", &self.pin_workers)
             .field("stack_size", &self.stack_size)
+            .field("replication_factor", &self.replication_factor)
+            .field("lease", &self.lease)
+            .field("max_spare_threads", &self.max_spare_threads)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +304,70 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// How many neighbour CPUs replicate each CPU's run queue (nearest first, by
+    /// [`Topology::neighbours`]). `0` turns replication off: stalls are still recovered (the
+    /// stalled worker's queue stays reachable by stealing), but a task a *crashed* worker had
+    /// dequeued and not started can be lost. The default is 1; allowed is `0..=min(3, cpus - 1)`,
+    /// where `cpus` counts the CPUs the workers run on.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).replication_factor(0).build()?;
+    /// let err = replicore::ThreadPool::builder().num_threads(2).replication_factor(2).build();
+    /// assert!(err.unwrap_err().to_string().contains("0..=1"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn replication_factor(mut self, r: usize) -> Self {
+        self.replication_factor = Some(r);
+        self
+    }
+
+    /// How long a worker may go without reaching a scheduling point before its CPU is taken
+    /// over (its queued tasks adopted, a replacement worker started). The default is 20 ms;
+    /// the minimum is 1 ms. A task that blocks for longer than this keeps running: only the
+    /// work queued behind it moves.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).lease(Duration::from_millis(5)).build()?;
+    /// let err = replicore::ThreadPool::builder().lease(Duration::from_micros(10)).build();
+    /// assert!(err.unwrap_err().to_string().contains("at least 1ms"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The most replacement worker threads the pool starts over its lifetime, on top of its
+    /// workers. At the cap a takeover still fences the stalled worker and re-queues its tasks on
+    /// the injectors, so the other workers run them, but the CPU's capacity is not restored; the
+    /// count of such takeovers is `PoolStats::takeovers_without_replacement`. The default equals
+    /// the number of workers; allowed is `0..=`[`MAX_THREADS`].
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).max_spare_threads(0).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn max_spare_threads(mut self, n: usize) -> Self {
+        self.max_spare_threads = Some(n);
+        self
+    }
+
+    /// Injects the faults of `plan` at the named points of every worker's loop (only with the
+    /// `fault-injection` feature). Worker `i` is fault-plan worker `i`; replacement workers get
+    /// ids from the worker count up.
+    ///
+    /// ```
+    /// use replicore::fault::FaultPlan;
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).fault_plan(FaultPlan::none()).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_plan(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.fault_plan = Some(plan);
+        self
+    }
+
     /// Validates the options and starts the workers. Never panics.
     ///
     /// ```
@@ -273,6 +390,37 @@ impl ThreadPoolBuilder {
                 max: MAX_THREADS,
             });
         }
+        // The CPUs the workers actually run on: a pool with fewer threads than CPUs leaves some
+        // CPUs without a worker, and those cannot hold replicas.
+        let cpus_used = n.min(topology.num_cpus());
+        let max_r = MAX_REPLICATION_FACTOR.min(cpus_used - 1);
+        let replication_factor = match self.replication_factor {
+            Some(r) if r > max_r => {
+                return Err(BuildError::ReplicationFactor {
+                    requested: r,
+                    max: max_r,
+                });
+            }
+            Some(r) => r,
+            None => DEFAULT_REPLICATION_FACTOR.min(max_r),
+        };
+        let lease = self.lease.unwrap_or(DEFAULT_LEASE);
+        if lease < MIN_LEASE {
+            return Err(BuildError::LeaseTooShort { requested: lease });
+        }
+        let max_spare_threads = self.max_spare_threads.unwrap_or(n);
+        if max_spare_threads > MAX_THREADS {
+            return Err(BuildError::TooManySpareThreads {
+                requested: max_spare_threads,
+            });
+        }
+        let config = Config {
+            replication_factor,
+            lease,
+            max_spare_threads,
+            #[cfg(feature = "fault-injection")]
+            fault_plan: self.fault_plan,
+        };
         let pin = self
             .pin_workers
             .unwrap_or(detected && topology.source() != TopologySource::Synthetic);
@@ -283,7 +431,7 @@ impl ThreadPoolBuilder {
             exit: self.exit_handler,
             panic: self.panic_handler,
         };
-        let registry = Arc::new(Registry::new(&topology, stealers, handlers));
+        let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
         let mut handles = Vec::with_capacity(n);
         for (index, deque) in deques.into_iter().enumerate() {
             let name = match &self.thread_name {
@@ -301,6 +449,10 @@ impl ThreadPoolBuilder {
             let spawned = b.spawn(move || {
                 if let Some(cpu) = os_cpu {
                     crate::topology::bind_current_thread(cpu);
+                }
+                #[cfg(feature = "fault-injection")]
+                if let Some(plan) = &reg.config.fault_plan {
+                    crate::fault::enter(plan);
                 }
                 WorkerThread::run(deque, index, reg);
             });

@@ -35,7 +35,10 @@ mod worker;
 #[cfg(not(loom))]
 pub use self::{
     broadcast::BroadcastContext,
-    builder::{BuildError, MAX_THREADS, ThreadPoolBuilder},
+    builder::{
+        BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, MAX_REPLICATION_FACTOR, MAX_THREADS,
+        MIN_LEASE, ThreadPoolBuilder,
+    },
     scope::Scope,
     stats::PoolStats,
     thread_pool::ThreadPool,

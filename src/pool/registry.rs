@@ -9,6 +9,7 @@ use crossbeam_utils::CachePadded;
 use super::job::JobRef;
 use super::sleep::Sleep;
 use super::stats::SlotStats;
+use crate::replication::ReplicationStats;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::{CpuId, NodeId, Topology};
 
@@ -56,6 +57,20 @@ pub(crate) struct Registry {
     pub(crate) start_handler: Option<IndexHandler>,
     pub(crate) exit_handler: Option<IndexHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) config: Config,
+    /// Takeover counters, folded into `PoolStats`.
+    pub(crate) replication: std::sync::Arc<ReplicationStats>,
+    /// Takeovers at the spare-thread cap (reporting only, so `std` atomics).
+    pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
+}
+
+/// The fault-tolerance options of a pool, validated by the builder.
+pub(crate) struct Config {
+    pub(crate) replication_factor: usize,
+    pub(crate) lease: std::time::Duration,
+    pub(crate) max_spare_threads: usize,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }
 
 pub(crate) struct Handlers {
@@ -66,7 +81,12 @@ pub(crate) struct Handlers {
 
 impl Registry {
     /// Lays out `stealers.len()` workers over `topology`'s CPUs.
-    pub(crate) fn new(topology: &Topology, stealers: Vec<Stealer<JobRef>>, h: Handlers) -> Self {
+    pub(crate) fn new(
+        topology: &Topology,
+        stealers: Vec<Stealer<JobRef>>,
+        h: Handlers,
+        config: Config,
+    ) -> Self {
         let cpus = topology.cpus();
         let nodes = topology.nodes();
         let mut node_slots = vec![Vec::new(); nodes.len()];
@@ -114,6 +134,9 @@ impl Registry {
             start_handler: h.start,
             exit_handler: h.exit,
             panic_handler: h.panic,
+            config,
+            replication: Default::default(),
+            takeovers_without_replacement: Default::default(),
         }
     }
 

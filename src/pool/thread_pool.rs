@@ -157,6 +157,42 @@ impl ThreadPool {
         self.registry.num_threads()
     }
 
+    /// How many neighbour CPUs replicate each CPU's run queue (see
+    /// [`ThreadPoolBuilder::replication_factor`]).
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.replication_factor(), 1);
+    /// let solo = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// assert_eq!(solo.replication_factor(), 0, "no neighbour to replicate to");
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn replication_factor(&self) -> usize {
+        self.registry.config.replication_factor
+    }
+
+    /// The lease after which a worker that reached no scheduling point is taken over.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// assert_eq!(pool.lease(), replicore::DEFAULT_LEASE);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn lease(&self) -> std::time::Duration {
+        self.registry.config.lease
+    }
+
+    /// The cap on replacement worker threads (see [`ThreadPoolBuilder::max_spare_threads`]).
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.max_spare_threads(), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn max_spare_threads(&self) -> usize {
+        self.registry.config.max_spare_threads
+    }
+
     /// A snapshot of the scheduler counters, summed over the workers.
     ///
     /// ```
@@ -170,6 +206,11 @@ impl ThreadPool {
         for slot in self.registry.slots.iter() {
             total.add(&slot.stats);
         }
+        total.add_replication(&self.registry.replication.snapshot());
+        total.takeovers_without_replacement = self
+            .registry
+            .takeovers_without_replacement
+            .load(std::sync::atomic::Ordering::Relaxed);
         total
     }
 
