@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
+use super::monitor::{start_monitor, start_worker};
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::thread_pool::ThreadPool;
-use super::worker::WorkerThread;
+use super::thread_pool::shut_down;
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -339,10 +340,12 @@ impl ThreadPoolBuilder {
     }
 
     /// The most replacement worker threads the pool starts over its lifetime, on top of its
-    /// workers. At the cap a takeover still fences the stalled worker and re-queues its tasks on
-    /// the injectors, so the other workers run them, but the CPU's capacity is not restored; the
-    /// count of such takeovers is `PoolStats::takeovers_without_replacement`. The default equals
-    /// the number of workers; allowed is `0..=`[`MAX_THREADS`].
+    /// workers. At the cap, an expired lease is **not** fenced (fencing without a replacement
+    /// could leave the pool with no worker at all): the stalled worker keeps its CPU, its queued
+    /// tasks stay reachable by stealing, and copies of its replicated tasks (including the one in
+    /// hand) go to the injectors, where the claim lets exactly one copy run. Each such stall is
+    /// counted once in `PoolStats::takeovers_without_replacement`. The default equals the number
+    /// of workers; allowed is `0..=`[`MAX_THREADS`].
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(2).max_spare_threads(0).build()?;
@@ -414,16 +417,18 @@ impl ThreadPoolBuilder {
                 requested: max_spare_threads,
             });
         }
+        let pin = self
+            .pin_workers
+            .unwrap_or(detected && topology.source() != TopologySource::Synthetic);
         let config = Config {
             replication_factor,
             lease,
             max_spare_threads,
+            pin,
+            stack_size: self.stack_size,
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
-        let pin = self
-            .pin_workers
-            .unwrap_or(detected && topology.source() != TopologySource::Synthetic);
         let deques: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
         let stealers = deques.iter().map(Worker::stealer).collect();
         let handlers = Handlers {
@@ -432,43 +437,28 @@ impl ThreadPoolBuilder {
             panic: self.panic_handler,
         };
         let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
-        let mut handles = Vec::with_capacity(n);
         for (index, deque) in deques.into_iter().enumerate() {
             let name = match &self.thread_name {
                 Some(f) => f(index),
                 None => format!("replicore-{index}"),
             };
-            let mut b = std::thread::Builder::new().name(name);
-            if let Some(size) = self.stack_size {
-                b = b.stack_size(size);
-            }
-            let reg = Arc::clone(&registry);
-            let os_cpu = pin.then(|| topology.os_cpu(registry.slots[index].cpu));
+            let token = registry.slots[index].core.lease().owner_token();
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
-            let spawned = b.spawn(move || {
-                if let Some(cpu) = os_cpu {
-                    crate::topology::bind_current_thread(cpu);
-                }
-                #[cfg(feature = "fault-injection")]
-                if let Some(plan) = &reg.config.fault_plan {
-                    crate::fault::enter(plan);
-                }
-                WorkerThread::run(deque, index, reg);
-            });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(source) => {
-                    // Nothing was accepted yet: stop the started workers and report.
-                    registry.terminate();
-                    for h in handles {
-                        let _ = h.join();
-                    }
-                    return Err(BuildError::Spawn { index, source });
-                }
+            if let Err(source) = start_worker(&registry, index, deque, token, index, name) {
+                // Nothing was accepted yet: stop the started workers and report.
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn { index, source });
             }
         }
-        Ok(ThreadPool::from_parts(registry, handles))
+        let monitor = match start_monitor(&registry) {
+            Ok(h) => h,
+            Err(source) => {
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn { index: n, source });
+            }
+        };
+        Ok(ThreadPool::from_parts(registry, monitor))
     }
 }
 

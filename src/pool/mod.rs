@@ -22,6 +22,10 @@ mod join;
 #[cfg(not(loom))]
 mod latch;
 #[cfg(not(loom))]
+mod logged;
+#[cfg(not(loom))]
+mod monitor;
+#[cfg(not(loom))]
 mod registry;
 #[cfg(not(loom))]
 mod scope;

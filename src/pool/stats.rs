@@ -62,8 +62,9 @@ pub struct PoolStats {
     pub replica_lag_max_time: std::time::Duration,
     /// Replacement worker threads started to restore a taken-over CPU's capacity.
     pub replacement_threads: u64,
-    /// Takeovers that found the `max_spare_threads` cap reached: the adopted tasks went to the
-    /// injectors for the remaining workers, and the CPU ran without a worker of its own.
+    /// Stalls found with the `max_spare_threads` cap reached: not fenced; copies of the stalled
+    /// CPU's replicated tasks went to the injectors for the other workers (see
+    /// `ThreadPoolBuilder::max_spare_threads`).
     pub takeovers_without_replacement: u64,
 }
 

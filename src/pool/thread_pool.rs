@@ -12,6 +12,7 @@ use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
 use super::worker::WorkerThread;
+use crate::sync::atomic::Ordering;
 
 /// A work-stealing thread pool with one worker per CPU of its [`Topology`](crate::Topology).
 ///
@@ -29,7 +30,7 @@ use super::worker::WorkerThread;
 /// ```
 pub struct ThreadPool {
     registry: Arc<Registry>,
-    handles: Vec<JoinHandle<()>>,
+    monitor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -55,8 +56,11 @@ impl ThreadPool {
         &self.registry
     }
 
-    pub(crate) fn from_parts(registry: Arc<Registry>, handles: Vec<JoinHandle<()>>) -> Self {
-        ThreadPool { registry, handles }
+    pub(crate) fn from_parts(registry: Arc<Registry>, monitor: JoinHandle<()>) -> Self {
+        ThreadPool {
+            registry,
+            monitor: Some(monitor),
+        }
     }
 
     /// Runs `op` on a worker of this pool and returns its result (re-raising its panic). Called
@@ -236,15 +240,54 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        self.registry.terminate();
         let on_own_worker =
             WorkerThread::current().is_some_and(|w| Arc::ptr_eq(&w.registry, &self.registry));
         if on_own_worker {
-            // The workers drain and exit by themselves; we cannot wait for our own thread.
+            // The workers drain and exit by themselves; we cannot wait for our own thread. The
+            // monitor stops with them (no takeovers during this drain).
+            self.registry.terminate();
+            self.registry.monitor_stop.store(true, Ordering::Release);
             return;
         }
-        for h in self.handles.drain(..) {
-            let _ = h.join();
+        shut_down(&self.registry, self.monitor.take());
+    }
+}
+
+/// Lets the workers drain every queue and exit, and joins them. The monitor keeps running
+/// meanwhile, so a worker that stalls or crashes during the drain is still taken over. A fenced
+/// worker that is still running a task is waited for (it retires after that task); only a
+/// thread that crashed for good at a fault point is left behind.
+pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
+    registry.terminate();
+    join_workers(registry);
+    registry.monitor_stop.store(true, Ordering::Release);
+    if let Some(m) = monitor {
+        let _ = m.join();
+    }
+    // Replacements the monitor started while we were joining.
+    join_workers(registry);
+}
+
+fn join_workers(registry: &Registry) {
+    loop {
+        let next = registry
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let Some((slot, epoch, handle)) = next else {
+            return;
+        };
+        loop {
+            if handle.is_finished() {
+                let _ = handle.join();
+                break;
+            }
+            let fenced = !registry.slots[slot].core.lease().is_current(epoch);
+            if fenced && crate::fault::thread_crashed(handle.thread().id()) {
+                break; // crashed for good (fault injection): detached, its CPU was taken over
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 }
@@ -298,7 +341,7 @@ where
     // SAFETY: the closure is `'static`, so it may run at any time.
     let job_ref = unsafe { HeapJob::into_job_ref(job) };
     match WorkerThread::current() {
-        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_detached(job_ref),
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(job_ref, true),
         _ => registry.inject(job_ref),
     }
 }
