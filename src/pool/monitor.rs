@@ -98,6 +98,10 @@ impl Monitor {
         while !self.registry.monitor_stop.load(Ordering::Acquire) {
             std::thread::sleep(tick(lease));
             self.sync_replicas();
+            self.registry
+                .external
+                .lock()
+                .retain(|t| !t.claim().is_claimed());
             let now = Instant::now();
             for i in 0..self.registry.num_threads() {
                 if self.orphaned[i] {
@@ -133,6 +137,21 @@ impl Monitor {
                 self.reoffer(replica.take_redirected());
             }
         }
+    }
+
+    /// A crashed worker may have been holding a task it took from *another* CPU's queue, stole,
+    /// or took from an injector. That task is still known, unclaimed, to its origin CPU's
+    /// replicas (they keep tasks until claimed) or to the registry's list of external
+    /// submissions. Re-offer every such task once; duplicates lose the claim.
+    fn reoffer_all(&self) {
+        for slot in self.registry.slots.iter() {
+            for (_, replica) in &slot.replicas {
+                let copies: Vec<Handle> = replica.lock().unclaimed().cloned().collect();
+                self.reoffer(copies);
+            }
+        }
+        let external: Vec<Handle> = self.registry.external.lock().clone();
+        self.reoffer(external);
     }
 
     /// Queues copies of unclaimed tasks on the injectors; the claim picks which copy runs.
@@ -191,15 +210,7 @@ impl Monitor {
         {
             tasks.push(t);
         }
-        // A crashed worker may also have been holding a task it took from *another* CPU's queue
-        // or stole; that task's origin replica still has it (replicas keep tasks until claimed).
-        // Re-offer every unclaimed replicated task once; duplicates lose the claim.
-        for other in registry.slots.iter() {
-            for (_, replica) in &other.replicas {
-                let copies: Vec<Handle> = replica.lock().unclaimed().cloned().collect();
-                self.reoffer(copies);
-            }
-        }
+        self.reoffer_all();
         self.restore_capacity(i, spare_no, tasks);
     }
 
@@ -215,11 +226,8 @@ impl Monitor {
         self.capped[i] = Some(epoch);
         let registry = Arc::clone(&self.registry);
         let slot = &registry.slots[i];
-        let mut copies: Vec<Handle> = slot.core.in_hand().into_iter().collect();
-        for (_, replica) in &slot.replicas {
-            copies.extend(replica.lock().unclaimed().cloned());
-        }
-        self.reoffer(copies);
+        self.reoffer(slot.core.in_hand().into_iter().collect());
+        self.reoffer_all();
         registry
             .takeovers_without_replacement
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -119,6 +119,10 @@ pub(crate) struct Registry {
     pub(crate) threads: std::sync::Mutex<Vec<(usize, u32, std::thread::JoinHandle<()>)>>,
     /// Replacement threads started so far (bounded by `config.max_spare_threads`).
     pub(crate) spares_started: AtomicUsize,
+    /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
+    /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
+    /// worker had taken from an injector. Pruned by the monitor.
+    pub(crate) external: Mutex<Vec<Handle>>,
     /// Tells the monitor thread to exit.
     pub(crate) monitor_stop: AtomicBool,
 }
@@ -217,6 +221,7 @@ impl Registry {
             threads: Default::default(),
             spares_started: AtomicUsize::new(0),
             monitor_stop: AtomicBool::new(false),
+            external: Mutex::new(Vec::new()),
         }
     }
 

@@ -8,6 +8,7 @@ use super::builder::ThreadPoolBuilder;
 use super::job::{HeapJob, StackJob};
 use super::join::join_on_worker;
 use super::latch::{LockLatch, SpinLatch};
+use super::logged::LoggedJob;
 use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
@@ -342,6 +343,11 @@ where
     let job_ref = unsafe { HeapJob::into_job_ref(job) };
     match WorkerThread::current() {
         Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(job_ref, true),
+        _ if registry.config.replication_factor > 0 => {
+            let handle = LoggedJob::new(job_ref);
+            registry.external.lock().push(Arc::clone(&handle));
+            registry.inject(LoggedJob::job_ref(handle));
+        }
         _ => registry.inject(job_ref),
     }
 }
