@@ -339,8 +339,10 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// The most replacement worker threads the pool starts over its lifetime, on top of its
-    /// workers. At the cap, an expired lease is **not** fenced (fencing without a replacement
+    /// The most extra worker threads the pool may have at once because of takeovers: a
+    /// takeover starts a replacement while the stalled thread still exists; when that stalled
+    /// thread resumes and retires, its place in the budget is free again (a crashed thread
+    /// keeps it). At the cap, an expired lease is **not** fenced (fencing without a replacement
     /// could leave the pool with no worker at all): the stalled worker keeps its CPU, its queued
     /// tasks stay reachable by stealing, and copies of its replicated tasks (including the one in
     /// hand) go to the injectors, where the claim lets exactly one copy run. Each such stall is

@@ -117,7 +117,8 @@ pub(crate) struct Registry {
     pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
     /// Every worker thread started, original or replacement: `(slot, epoch, handle)`.
     pub(crate) threads: std::sync::Mutex<Vec<(usize, u32, std::thread::JoinHandle<()>)>>,
-    /// Replacement threads started so far (bounded by `config.max_spare_threads`).
+    /// Replacement threads alive beyond the original count: +1 per fence (reserved before it),
+    /// -1 when a fenced worker retires. Bounded by `config.max_spare_threads`.
     pub(crate) spares_started: AtomicUsize,
     /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
     /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed

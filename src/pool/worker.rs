@@ -79,6 +79,14 @@ impl WorkerThread {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(index)));
         }
         CURRENT.with(|c| c.set(std::ptr::null()));
+        if worker.fenced.get() {
+            // A retired, fenced worker gives its thread back to the spare-thread budget: the
+            // fence that retired it reserved the replacement's thread.
+            worker
+                .registry
+                .spares_started
+                .fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     fn main_loop(&self) {
