@@ -85,6 +85,10 @@ fn stress_seed(seed: u64, rate: f64, crashes: bool, tasks: usize) -> (u64, u64) 
         .topology("numa:2 core:1 pu:1".parse().unwrap())
         .lease(Duration::from_millis(5))
         .max_spare_threads(8)
+        // A worker waiting in a `scope` or `join` steals and runs other tree nodes on its own
+        // stack; with 100k tasks in dev builds that nesting overflowed the default 2 MiB stack,
+        // also on main before this branch (a pool issue, reported; not a takeover one).
+        .stack_size(64 << 20)
         .fault_plan(plan.clone())
         .build()
         .unwrap();

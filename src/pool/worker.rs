@@ -239,9 +239,20 @@ impl WorkerThread {
         loop {
             // Scheduling point: renew the lease (one relaxed store).
             self.renew();
-            if latch.is_none() && self.is_fenced() {
-                // Retire: a successor owns this CPU now. Whatever is left in our old deque is
-                // drained by stealing (the replacement and every thief see its stealer).
+            if self.is_fenced() {
+                if latch.is_none() {
+                    // Retire: a successor owns this CPU now. Whatever is left in our old deque
+                    // is drained by stealing (the replacement and every thief see its stealer).
+                    return;
+                }
+                // Inside a `join`/`scope`/`install` of a task that was running when we were
+                // fenced: wait for the latch without taking new work. Taking work here would
+                // nest frames without bound (we never pop our own jobs back), and the work we
+                // wait for is reachable by the replacement and thieves (old deque, injectors).
+                // It never parks: its sleep bed belongs to the replacement now.
+                while !done() {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
                 return;
             }
             if let Some(job) = self.find_work() {
@@ -256,12 +267,6 @@ impl WorkerThread {
                 idle_rounds += 1;
                 crate::sync::spin_loop();
                 std::thread::yield_now();
-                continue;
-            }
-            if self.fenced.get() {
-                // A fenced worker waiting for a latch never parks: its bed belongs to the
-                // replacement now. It polls until the job it waits for is done elsewhere.
-                std::thread::sleep(std::time::Duration::from_micros(50));
                 continue;
             }
             let token = sleep.get_sleepy();
