@@ -33,7 +33,9 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back).
+    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back). After a
+    /// takeover this also counts queue copies of replicated tasks that found their claim already
+    /// taken and were dropped unrun.
     pub tasks_executed: u64,
     /// Tasks a worker popped from its own deque.
     pub local_pops: u64,
