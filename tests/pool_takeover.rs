@@ -145,3 +145,60 @@ fn spare_thread_cap_is_visible() {
     );
     assert!(stats.takeovers_without_replacement >= 1, "{stats:?}");
 }
+
+/// `join(A, B)` where A blocks for ten leases while the other worker is busy: B, queued behind
+/// A, is run by the replacement worker. A's worker, fenced when it returns from A, does not pop
+/// its deque; it waits for B (still running elsewhere) and the `join` returns both results.
+#[test]
+fn blocked_joiner_gets_its_join_back() {
+    let lease = Duration::from_millis(5);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .lease(lease)
+        .build()
+        .unwrap();
+    let hog_running = Arc::new(AtomicBool::new(false));
+    let b_done = Arc::new(AtomicBool::new(false));
+    {
+        let (hog_running, b_done) = (hog_running.clone(), b_done.clone());
+        pool.spawn(move || {
+            hog_running.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while !b_done.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(20) {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    while !hog_running.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b_done2 = b_done.clone();
+    let joiner = std::thread::spawn(move || {
+        let r = pool.install(|| {
+            replicore::join(
+                || {
+                    std::thread::sleep(lease * 10);
+                    std::thread::current().id()
+                },
+                || {
+                    std::thread::sleep(lease * 20);
+                    b_done2.store(true, Ordering::SeqCst);
+                    std::thread::current().id()
+                },
+            )
+        });
+        tx.send((r, pool.stats())).unwrap();
+        pool
+    });
+    let ((a_thread, b_thread), stats) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("watchdog: the join never returned");
+    drop(joiner.join().unwrap());
+    assert!(b_done.load(Ordering::SeqCst));
+    assert_ne!(
+        a_thread, b_thread,
+        "B ran elsewhere while A blocked; {stats:?}"
+    );
+    assert!(stats.takeovers >= 1, "{stats:?}");
+}

@@ -173,11 +173,13 @@ impl WorkerThread {
     /// pops (G4): its old deque is drained by stealing.
     #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
+        // The fault point comes before the lease check, so that a stall there is followed by a
+        // check that sees the fence (the check stays as close to the pop as it can).
+        point(FaultPoint::BeforePop, self.fault_id);
         self.renew();
         if self.is_fenced() {
             return None;
         }
-        point(FaultPoint::BeforePop, self.fault_id);
         let job = self.deque.pop();
         if job.is_some() {
             point(FaultPoint::AfterPop, self.fault_id);
