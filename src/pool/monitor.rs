@@ -77,7 +77,7 @@ struct Monitor {
     /// CPUs taken over at the spare-thread cap: no worker owns them any more, so their silent
     /// lease is not a stall.
     orphaned: Vec<bool>,
-    /// The epoch of each CPU last found stalled at the spare-thread cap.
+    /// The epoch of each CPU found stalled at the spare-thread cap, until it moves again.
     capped: Vec<Option<u32>>,
 }
 
@@ -113,11 +113,15 @@ impl Monitor {
                     self.observers[i] = LeaseObserver::new(now);
                     continue;
                 }
-                if let LeaseState::Expired { epoch } =
-                    self.observers[i].observe(slot.core.lease(), now, lease)
-                {
-                    self.registry.replication.record_expiry();
-                    self.take_over(i, epoch);
+                match self.observers[i].observe(slot.core.lease(), now, lease) {
+                    // Moving again: a later stall of the same epoch is a new one.
+                    LeaseState::Alive => self.capped[i] = None,
+                    // Already handled at the cap: one expiry per stall, not one per tick.
+                    LeaseState::Expired { epoch } if self.capped[i] == Some(epoch) => {}
+                    LeaseState::Expired { epoch } => {
+                        self.registry.replication.record_expiry();
+                        self.take_over(i, epoch);
+                    }
                 }
             }
         }
@@ -218,7 +222,7 @@ impl Monitor {
     /// carries on when it resumes). Its queued tasks stay reachable by stealing, and copies of
     /// its unclaimed replicated tasks, including the one in hand, go to the injectors, so a
     /// crashed worker loses nothing either; the claim decides which copy runs. Counted once per
-    /// stalled epoch in `takeovers_without_replacement`.
+    /// stall in `takeovers_without_replacement` (and once in `lease_expiries`).
     fn at_cap(&mut self, i: usize, epoch: u32) {
         if self.capped[i] == Some(epoch) {
             return;
