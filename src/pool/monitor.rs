@@ -44,7 +44,6 @@ pub(crate) fn start_worker(
     }
     let reg = Arc::clone(registry);
     let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
-    let epoch = token.epoch();
     let handle = b.spawn(move || {
         if let Some(cpu) = os_cpu {
             crate::topology::bind_current_thread(cpu);
@@ -59,7 +58,7 @@ pub(crate) fn start_worker(
         .threads
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((index, epoch, handle));
+        .push(handle);
     Ok(())
 }
 

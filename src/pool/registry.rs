@@ -115,8 +115,8 @@ pub(crate) struct Registry {
     pub(crate) replication: std::sync::Arc<ReplicationStats>,
     /// Takeovers at the spare-thread cap (reporting only, so `std` atomics).
     pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
-    /// Every worker thread started, original or replacement: `(slot, epoch, handle)`.
-    pub(crate) threads: std::sync::Mutex<Vec<(usize, u32, std::thread::JoinHandle<()>)>>,
+    /// Every worker thread started, original or replacement, for shutdown to join.
+    pub(crate) threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Replacement threads alive beyond the original count: +1 per fence (reserved before it),
     /// -1 when a fenced worker retires. Bounded by `config.max_spare_threads`.
     pub(crate) spares_started: AtomicUsize,

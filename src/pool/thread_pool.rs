@@ -276,7 +276,7 @@ fn join_workers(registry: &Registry) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop();
-        let Some((slot, epoch, handle)) = next else {
+        let Some(handle) = next else {
             return;
         };
         loop {
@@ -287,7 +287,6 @@ fn join_workers(registry: &Registry) {
             if crate::fault::thread_crashed(handle.thread().id()) {
                 // Crashed for good (fault injection): it never returns. Its CPU was taken over,
                 // or, at the spare-thread cap, its tasks were re-offered and stolen.
-                let _ = (slot, epoch);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(200));
