@@ -34,8 +34,9 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 
 #[cfg(not(loom))]
 pub use pool::{
-    BroadcastContext, BuildError, MAX_THREADS, PoolStats, Scope, ThreadPool, ThreadPoolBuilder,
-    current_thread_index, join, scope, spawn,
+    BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR,
+    MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, PoolStats, Scope, ThreadPool,
+    ThreadPoolBuilder, current_thread_index, join, scope, spawn,
 };
 
 /// Crate internals that the `loom-tests` workspace member model-checks. Only built under

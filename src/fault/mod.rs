@@ -21,6 +21,16 @@ mod rng;
 #[cfg(feature = "fault-injection")]
 pub use plan::{FaultCounts, FaultPlan, FaultPlanError, enter, leave};
 
+/// Whether thread `id` crashed at a fault point; never true without the feature.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn thread_crashed(_id: std::thread::ThreadId) -> bool {
+    false
+}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) use plan::thread_crashed;
+
 /// A fault-injection point reached by `worker`. Without the `fault-injection` feature this does
 /// nothing and is compiled out.
 ///

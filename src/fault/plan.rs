@@ -254,8 +254,23 @@ pub(super) fn fire(point: FaultPoint, worker: usize) {
     }
 }
 
+/// Threads stopped for good by a crash, so that pool shutdown does not wait for them.
+static CRASHED: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether thread `id` crashed at a fault point (it will never return).
+pub(crate) fn thread_crashed(id: std::thread::ThreadId) -> bool {
+    CRASHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&id)
+}
+
 /// A crash: the thread stops here for good; its stack stays valid (DESIGN.md fault model).
 fn park_forever() -> ! {
+    CRASHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(std::thread::current().id());
     loop {
         std::thread::park();
     }

@@ -3,12 +3,14 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
-use super::registry::{Handlers, IndexHandler, PanicHandler, Registry};
+use super::monitor::{start_monitor, start_worker};
+use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::thread_pool::ThreadPool;
-use super::worker::WorkerThread;
+use super::thread_pool::shut_down;
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -36,6 +38,23 @@ pub enum BuildError {
     },
     /// The topology could not be detected or is unusable.
     Topology(TopologyError),
+    /// `replication_factor(r)` asked for more replicas than the pool has neighbour CPUs for.
+    ReplicationFactor {
+        /// The requested factor.
+        requested: usize,
+        /// The largest factor allowed for this pool: `min(3, cpus - 1)`.
+        max: usize,
+    },
+    /// `lease(d)` was shorter than [`MIN_LEASE`].
+    LeaseTooShort {
+        /// The requested lease.
+        requested: Duration,
+    },
+    /// `max_spare_threads(n)` was above [`MAX_THREADS`].
+    TooManySpareThreads {
+        /// The requested cap.
+        requested: usize,
+    },
     /// The OS refused to start a worker thread; the workers already started were shut down.
     Spawn {
         /// Index of the worker that could not start.
@@ -56,6 +75,20 @@ impl fmt::Display for BuildError {
                 f,
                 "{requested} threads requested, but a pool may have at most {max} (allowed: 1..={max})"
             ),
+            BuildError::ReplicationFactor { requested, max } => write!(
+                f,
+                "replication factor {requested} is not allowed for this pool: each CPU's queue is \
+                 replicated to that many other CPUs, so it must be in 0..={max} (min(3, cpus - 1))"
+            ),
+            BuildError::LeaseTooShort { requested } => write!(
+                f,
+                "lease {requested:?} is too short: it must be at least {MIN_LEASE:?}, or busy \
+                 workers would be taken over while making progress"
+            ),
+            BuildError::TooManySpareThreads { requested } => write!(
+                f,
+                "max_spare_threads({requested}) is not allowed: it must be in 0..={MAX_THREADS}"
+            ),
             BuildError::Topology(e) => write!(f, "the topology cannot be used for a pool: {e}"),
             BuildError::Spawn { index, source } => {
                 write!(f, "could not spawn worker thread {index}: {source}")
@@ -75,6 +108,19 @@ impl std::error::Error for BuildError {
 }
 
 type NameFn = Box<dyn Fn(usize) -> String>;
+
+/// The shortest lease [`ThreadPoolBuilder::lease`] accepts.
+pub const MIN_LEASE: Duration = Duration::from_millis(1);
+
+/// The lease used unless [`ThreadPoolBuilder::lease`] says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_millis(20);
+
+/// The replication factor used unless [`ThreadPoolBuilder::replication_factor`] says otherwise
+/// (lowered to what the pool allows, so a one-CPU pool builds with the defaults).
+pub const DEFAULT_REPLICATION_FACTOR: usize = 1;
+
+/// The highest replication factor any pool accepts.
+pub const MAX_REPLICATION_FACTOR: usize = 3;
 
 /// Configures and builds a [`ThreadPool`]; get one from [`ThreadPool::builder`].
 ///
@@ -98,6 +144,11 @@ pub struct ThreadPoolBuilder {
     start_handler: Option<IndexHandler>,
     exit_handler: Option<IndexHandler>,
     panic_handler: Option<PanicHandler>,
+    replication_factor: Option<usize>,
+    lease: Option<Duration>,
+    max_spare_threads: Option<usize>,
+    #[cfg(feature = "fault-injection")]
+    fault_plan: Option<crate::fault::FaultPlan>,
 }
 
 impl fmt::Debug for ThreadPoolBuilder {
@@ -107,6 +158,9 @@ impl fmt::Debug for ThreadPoolBuilder {
             .field("topology", &self.topology)
             .field("pin_workers", &self.pin_workers)
             .field("stack_size", &self.stack_size)
+            .field("replication_factor", &self.replication_factor)
+            .field("lease", &self.lease)
+            .field("max_spare_threads", &self.max_spare_threads)
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +305,74 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// How many neighbour CPUs replicate each CPU's run queue (nearest first, by
+    /// [`Topology::neighbours`]). `0` turns replication off: stalls are still recovered (the
+    /// stalled worker's queue stays reachable by stealing), but a task a *crashed* worker had
+    /// dequeued and not started can be lost. The default is 1; allowed is `0..=min(3, cpus - 1)`,
+    /// where `cpus` counts the CPUs the workers run on.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).replication_factor(0).build()?;
+    /// let err = replicore::ThreadPool::builder().num_threads(2).replication_factor(2).build();
+    /// assert!(err.unwrap_err().to_string().contains("0..=1"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn replication_factor(mut self, r: usize) -> Self {
+        self.replication_factor = Some(r);
+        self
+    }
+
+    /// How long a worker may go without reaching a scheduling point before its CPU is taken
+    /// over (its queued tasks adopted, a replacement worker started). The default is 20 ms;
+    /// the minimum is 1 ms. A task that blocks for longer than this keeps running: only the
+    /// work queued behind it moves.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).lease(Duration::from_millis(5)).build()?;
+    /// let err = replicore::ThreadPool::builder().lease(Duration::from_micros(10)).build();
+    /// assert!(err.unwrap_err().to_string().contains("at least 1ms"));
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The most extra worker threads the pool may have at once because of takeovers: a
+    /// takeover starts a replacement while the stalled thread still exists; when that stalled
+    /// thread resumes and retires, its place in the budget is free again (a crashed thread
+    /// keeps it). At the cap, an expired lease is **not** fenced (fencing without a replacement
+    /// could leave the pool with no worker at all): the stalled worker keeps its CPU, its queued
+    /// tasks stay reachable by stealing, and copies of its replicated tasks (including the one in
+    /// hand) go to the injectors, where the claim lets exactly one copy run. Each such stall is
+    /// counted once in `PoolStats::takeovers_without_replacement`. The default equals the number
+    /// of workers; allowed is `0..=`[`MAX_THREADS`].
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).max_spare_threads(0).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn max_spare_threads(mut self, n: usize) -> Self {
+        self.max_spare_threads = Some(n);
+        self
+    }
+
+    /// Injects the faults of `plan` at the named points of every worker's loop (only with the
+    /// `fault-injection` feature). Worker `i` is fault-plan worker `i`; replacement workers get
+    /// ids from the worker count up.
+    ///
+    /// ```
+    /// use replicore::fault::FaultPlan;
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).fault_plan(FaultPlan::none()).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_plan(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.fault_plan = Some(plan);
+        self
+    }
+
     /// Validates the options and starts the workers. Never panics.
     ///
     /// ```
@@ -273,9 +395,42 @@ impl ThreadPoolBuilder {
                 max: MAX_THREADS,
             });
         }
+        // The CPUs the workers actually run on: a pool with fewer threads than CPUs leaves some
+        // CPUs without a worker, and those cannot hold replicas.
+        let cpus_used = n.min(topology.num_cpus());
+        let max_r = MAX_REPLICATION_FACTOR.min(cpus_used - 1);
+        let replication_factor = match self.replication_factor {
+            Some(r) if r > max_r => {
+                return Err(BuildError::ReplicationFactor {
+                    requested: r,
+                    max: max_r,
+                });
+            }
+            Some(r) => r,
+            None => DEFAULT_REPLICATION_FACTOR.min(max_r),
+        };
+        let lease = self.lease.unwrap_or(DEFAULT_LEASE);
+        if lease < MIN_LEASE {
+            return Err(BuildError::LeaseTooShort { requested: lease });
+        }
+        let max_spare_threads = self.max_spare_threads.unwrap_or(n);
+        if max_spare_threads > MAX_THREADS {
+            return Err(BuildError::TooManySpareThreads {
+                requested: max_spare_threads,
+            });
+        }
         let pin = self
             .pin_workers
             .unwrap_or(detected && topology.source() != TopologySource::Synthetic);
+        let config = Config {
+            replication_factor,
+            lease,
+            max_spare_threads,
+            pin,
+            stack_size: self.stack_size,
+            #[cfg(feature = "fault-injection")]
+            fault_plan: self.fault_plan,
+        };
         let deques: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
         let stealers = deques.iter().map(Worker::stealer).collect();
         let handlers = Handlers {
@@ -283,40 +438,29 @@ impl ThreadPoolBuilder {
             exit: self.exit_handler,
             panic: self.panic_handler,
         };
-        let registry = Arc::new(Registry::new(&topology, stealers, handlers));
-        let mut handles = Vec::with_capacity(n);
+        let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
         for (index, deque) in deques.into_iter().enumerate() {
             let name = match &self.thread_name {
                 Some(f) => f(index),
                 None => format!("replicore-{index}"),
             };
-            let mut b = std::thread::Builder::new().name(name);
-            if let Some(size) = self.stack_size {
-                b = b.stack_size(size);
-            }
-            let reg = Arc::clone(&registry);
-            let os_cpu = pin.then(|| topology.os_cpu(registry.slots[index].cpu));
+            let token = registry.slots[index].core.lease().owner_token();
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
-            let spawned = b.spawn(move || {
-                if let Some(cpu) = os_cpu {
-                    crate::topology::bind_current_thread(cpu);
-                }
-                WorkerThread::run(deque, index, reg);
-            });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(source) => {
-                    // Nothing was accepted yet: stop the started workers and report.
-                    registry.terminate();
-                    for h in handles {
-                        let _ = h.join();
-                    }
-                    return Err(BuildError::Spawn { index, source });
-                }
+            if let Err(source) = start_worker(&registry, index, deque, token, index, name) {
+                // Nothing was accepted yet: stop the started workers and report.
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn { index, source });
             }
         }
-        Ok(ThreadPool::from_parts(registry, handles))
+        let monitor = match start_monitor(&registry) {
+            Ok(h) => h,
+            Err(source) => {
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn { index: n, source });
+            }
+        };
+        Ok(ThreadPool::from_parts(registry, monitor))
     }
 }
 

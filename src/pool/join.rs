@@ -12,6 +12,14 @@ where
     RA: Send,
     RB: Send,
 {
+    if worker.is_fenced() {
+        // A fenced worker enqueues nothing under its old epoch (G4), and it could never pop B
+        // back: it would wait for B by stealing other work, nesting frames without bound. So it
+        // runs both halves itself, one after the other.
+        let result_a = JobResult::call(a);
+        let result_b = JobResult::call(b);
+        return (result_a.into_return_value(), result_b.into_return_value());
+    }
     // B lives in this frame; nothing here returns or unwinds before B has run and its latch is
     // set (or we popped it back and run it ourselves), so the stack job never dangles.
     let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.index));

@@ -22,6 +22,10 @@ mod join;
 #[cfg(not(loom))]
 mod latch;
 #[cfg(not(loom))]
+mod logged;
+#[cfg(not(loom))]
+mod monitor;
+#[cfg(not(loom))]
 mod registry;
 #[cfg(not(loom))]
 mod scope;
@@ -35,7 +39,10 @@ mod worker;
 #[cfg(not(loom))]
 pub use self::{
     broadcast::BroadcastContext,
-    builder::{BuildError, MAX_THREADS, ThreadPoolBuilder},
+    builder::{
+        BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, MAX_REPLICATION_FACTOR, MAX_THREADS,
+        MIN_LEASE, ThreadPoolBuilder,
+    },
     scope::Scope,
     stats::PoolStats,
     thread_pool::ThreadPool,

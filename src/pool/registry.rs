@@ -3,13 +3,18 @@
 
 use std::any::Any;
 
-use crossbeam_deque::{Injector, Stealer};
+use std::sync::OnceLock;
+
+use crossbeam_deque::{Injector, Steal, Stealer};
 use crossbeam_utils::CachePadded;
 
 use super::job::JobRef;
+use super::logged::Handle;
 use super::sleep::Sleep;
 use super::stats::SlotStats;
-use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::replication::{CoreState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
+use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::{CpuId, NodeId, Topology};
 
 pub(crate) type IndexHandler = Box<dyn Fn(usize) + Send + Sync>;
@@ -24,21 +29,70 @@ pub(crate) struct CoreSlot {
     pub(crate) node: NodeId,
     /// Position of `node` in the topology's node list: the index of its injector.
     pub(crate) node_index: usize,
-    /// The thieves' end of this worker's deque. The owner end (`crossbeam_deque::Worker`) lives
-    /// only on the worker thread, never shared: two owners would corrupt it.
-    pub(crate) stealer: Stealer<JobRef>,
+    /// The OS CPU a pinned worker of this slot binds to.
+    pub(crate) os_cpu: usize,
+    /// The thieves' ends of every deque this CPU's workers have owned, oldest first. Entry 0 is
+    /// the first worker's; a replacement worker after a takeover gets a **fresh** deque and
+    /// appends its stealer here. The owner end (`crossbeam_deque::Worker`) lives only on its
+    /// worker thread, never shared, so two owners of one deque cannot exist: a fenced worker's
+    /// old deque is drained only through these stealers.
+    stealers: Box<[OnceLock<Stealer<JobRef>>]>,
+    /// How many entries of `stealers` are set.
+    generations: AtomicUsize,
     /// Jobs that must run on this worker in particular (broadcasts).
     pub(crate) inbox: Injector<JobRef>,
     /// Counters written only by the owner (plain load + store, no read-modify-write). On their
-    /// own cache line: thieves read `stealer` on every steal attempt, and must not bounce the
+    /// own cache line: thieves read `stealers` on every steal attempt, and must not bounce the
     /// line the owner writes on every pop.
     pub(crate) stats: CachePadded<SlotStats>,
-    // Issue 4 plugs in here:
-    // - the lease word `(epoch, holder, heartbeat)`, renewed by the owner with one relaxed store
-    //   per scheduling-loop iteration (see `WorkerThread::find_work`, "scheduling point");
-    // - the "in hand" slot: the task the owner has taken but not yet claimed and started, so a
-    //   successor can adopt it (between "take" and "claim" in `WorkerThread::execute`);
-    // - the `(epoch, seq)` stamp of the last op published to this slot's replicas.
+    /// Lease, op log and in-hand slot of this CPU (`src/replication/`).
+    pub(crate) core: CachePadded<CoreState<Handle>>,
+    /// The replicas of this CPU's log, one per replica holder (the `r` nearest CPUs by
+    /// `Topology::neighbours`), as `(holder slot index, replica)`.
+    pub(crate) replicas: Vec<(usize, Mutex<Replica<Handle>>)>,
+    /// Set by the owner just before it parks: a parked worker has an empty deque and nothing in
+    /// hand, so its silent heartbeat is not a stall.
+    pub(crate) parked: AtomicBool,
+}
+
+/// Most deques (the first plus replacements) one CPU can have over the pool's life.
+pub(crate) const MAX_GENERATIONS: usize = 16;
+
+impl CoreSlot {
+    /// Steals with `f` from this CPU's deques, oldest first.
+    #[inline]
+    pub(crate) fn steal_with(
+        &self,
+        mut f: impl FnMut(&Stealer<JobRef>) -> Steal<JobRef>,
+    ) -> Steal<JobRef> {
+        let n = self.generations.load(Ordering::Acquire);
+        let mut retry = false;
+        for s in self.stealers[..n].iter().filter_map(OnceLock::get) {
+            match f(s) {
+                Steal::Success(job) => return Steal::Success(job),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+        }
+        if retry { Steal::Retry } else { Steal::Empty }
+    }
+
+    /// How many deques this CPU has had (1 until its first takeover).
+    #[inline]
+    pub(crate) fn generations(&self) -> usize {
+        self.generations.load(Ordering::Acquire)
+    }
+
+    /// Installs the stealer of a replacement worker's fresh deque; `false` if this CPU has had
+    /// [`MAX_GENERATIONS`] deques already (treated like the spare-thread cap).
+    pub(crate) fn add_generation(&self, stealer: Stealer<JobRef>) -> bool {
+        let n = self.generations.load(Ordering::Acquire);
+        if n >= self.stealers.len() || self.stealers[n].set(stealer).is_err() {
+            return false;
+        }
+        self.generations.store(n + 1, Ordering::Release);
+        true
+    }
 }
 
 pub(crate) struct Registry {
@@ -56,6 +110,33 @@ pub(crate) struct Registry {
     pub(crate) start_handler: Option<IndexHandler>,
     pub(crate) exit_handler: Option<IndexHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
+    pub(crate) config: Config,
+    /// Takeover counters, folded into `PoolStats`.
+    pub(crate) replication: std::sync::Arc<ReplicationStats>,
+    /// Takeovers at the spare-thread cap (reporting only, so `std` atomics).
+    pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
+    /// Every worker thread started, original or replacement, for shutdown to join.
+    pub(crate) threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Replacement threads alive beyond the original count: +1 per fence (reserved before it),
+    /// -1 when a fenced worker retires. Bounded by `config.max_spare_threads`.
+    pub(crate) spares_started: AtomicUsize,
+    /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
+    /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
+    /// worker had taken from an injector. Pruned by the monitor.
+    pub(crate) external: Mutex<Vec<Handle>>,
+    /// Tells the monitor thread to exit.
+    pub(crate) monitor_stop: AtomicBool,
+}
+
+/// The fault-tolerance options of a pool, validated by the builder.
+pub(crate) struct Config {
+    pub(crate) replication_factor: usize,
+    pub(crate) lease: std::time::Duration,
+    pub(crate) max_spare_threads: usize,
+    pub(crate) pin: bool,
+    pub(crate) stack_size: Option<usize>,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }
 
 pub(crate) struct Handlers {
@@ -66,10 +147,17 @@ pub(crate) struct Handlers {
 
 impl Registry {
     /// Lays out `stealers.len()` workers over `topology`'s CPUs.
-    pub(crate) fn new(topology: &Topology, stealers: Vec<Stealer<JobRef>>, h: Handlers) -> Self {
+    pub(crate) fn new(
+        topology: &Topology,
+        stealers: Vec<Stealer<JobRef>>,
+        h: Handlers,
+        config: Config,
+    ) -> Self {
         let cpus = topology.cpus();
         let nodes = topology.nodes();
         let mut node_slots = vec![Vec::new(); nodes.len()];
+        let n = stealers.len();
+        let replication: std::sync::Arc<ReplicationStats> = Default::default();
         let slots: Box<[_]> = stealers
             .into_iter()
             .enumerate()
@@ -78,13 +166,27 @@ impl Registry {
                 let node = topology.node_of(cpu);
                 let node_index = topology.node_index(node).expect("node of a known CPU");
                 node_slots[node_index].push(i);
+                let stealers: Box<[_]> = (0..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
+                let _ = stealers[0].set(stealer);
                 CachePadded::new(CoreSlot {
                     cpu,
                     node,
                     node_index,
-                    stealer,
+                    os_cpu: topology.os_cpu(cpu),
+                    stealers,
+                    generations: AtomicUsize::new(1),
                     inbox: Injector::new(),
                     stats: CachePadded::new(SlotStats::default()),
+                    core: CachePadded::new(CoreState::new(
+                        i as u32,
+                        DEFAULT_LOG_CAPACITY,
+                        std::sync::Arc::clone(&replication),
+                    )),
+                    replicas: replica_holders(topology, i, n, config.replication_factor)
+                        .into_iter()
+                        .map(|h| (h, Mutex::new(Replica::new(0))))
+                        .collect(),
+                    parked: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -114,6 +216,13 @@ impl Registry {
             start_handler: h.start,
             exit_handler: h.exit,
             panic_handler: h.panic,
+            config,
+            replication,
+            takeovers_without_replacement: Default::default(),
+            threads: Default::default(),
+            spares_started: AtomicUsize::new(0),
+            monitor_stop: AtomicBool::new(false),
+            external: Mutex::new(Vec::new()),
         }
     }
 
@@ -159,6 +268,24 @@ impl Registry {
             ),
         }
     }
+}
+
+/// The slots holding replicas of slot `i`'s log: the workers on the `r` CPUs nearest to slot
+/// `i`'s CPU (`Topology::neighbours` order), first worker of each CPU.
+fn replica_holders(topology: &Topology, i: usize, n: usize, r: usize) -> Vec<usize> {
+    let cpus = topology.cpus();
+    let cpu = cpus[i % cpus.len()];
+    let first_slot_of = |c: CpuId| {
+        let idx = topology.cpu_index(c)?;
+        (idx < n).then_some(idx)
+    };
+    topology
+        .neighbours(cpu)
+        .into_iter()
+        .filter_map(first_slot_of)
+        .filter(|&h| h != i)
+        .take(r)
+        .collect()
 }
 
 /// The text of a panic payload, if it has one.

@@ -75,7 +75,7 @@ impl<'scope> Scope<'scope> {
         // SAFETY: the closure borrows only data outliving `'scope`, and the scope waits for it.
         let job_ref = unsafe { HeapJob::into_job_ref(job) };
         match WorkerThread::current() {
-            Some(w) if Arc::ptr_eq(&w.registry, &self.registry) => w.push(job_ref),
+            Some(w) if Arc::ptr_eq(&w.registry, &self.registry) => w.push_heap(job_ref, false),
             _ => self.registry.inject(job_ref),
         }
     }

@@ -33,7 +33,9 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back).
+    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back). After a
+    /// takeover this also counts queue copies of replicated tasks that found their claim already
+    /// taken and were dropped unrun.
     pub tasks_executed: u64,
     /// Tasks a worker popped from its own deque.
     pub local_pops: u64,
@@ -47,9 +49,38 @@ pub struct PoolStats {
     pub parks: u64,
     /// Times a parked worker was woken.
     pub unparks: u64,
+    /// CPUs taken over after their lease expired (fence won, tasks adopted).
+    pub takeovers: u64,
+    /// Owner actions refused because the owner had been fenced (it redirected the task and
+    /// retired), plus stale-epoch ops replicas rejected.
+    pub fenced_rejections: u64,
+    /// Tasks a successor adopted from its replica of the taken-over CPU's queue.
+    pub tasks_recovered_from_replica: u64,
+    /// Leases the monitor judged expired (a takeover follows unless another already fenced).
+    pub lease_expiries: u64,
+    /// Largest replica lag seen, in queue operations not yet applied.
+    pub replica_lag_max: u64,
+    /// Largest replica lag seen, in time since that replica was last caught up.
+    pub replica_lag_max_time: std::time::Duration,
+    /// Replacement worker threads started to restore a taken-over CPU's capacity.
+    pub replacement_threads: u64,
+    /// Stalls found with the `max_spare_threads` cap reached: not fenced; copies of the stalled
+    /// CPU's replicated tasks went to the injectors for the other workers (see
+    /// `ThreadPoolBuilder::max_spare_threads`).
+    pub takeovers_without_replacement: u64,
 }
 
 impl PoolStats {
+    pub(crate) fn add_replication(&mut self, r: &crate::replication::ReplicationSnapshot) {
+        self.takeovers = r.takeovers;
+        self.fenced_rejections = r.fenced_rejections;
+        self.tasks_recovered_from_replica = r.tasks_recovered_from_replica;
+        self.lease_expiries = r.lease_expiries;
+        self.replica_lag_max = r.replica_lag_max;
+        self.replica_lag_max_time = r.replica_lag_max_time;
+        self.replacement_threads = r.replacement_threads;
+    }
+
     pub(crate) fn add(&mut self, s: &SlotStats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         self.tasks_executed += get(&s.tasks_executed);

@@ -8,10 +8,12 @@ use super::builder::ThreadPoolBuilder;
 use super::job::{HeapJob, StackJob};
 use super::join::join_on_worker;
 use super::latch::{LockLatch, SpinLatch};
+use super::logged::LoggedJob;
 use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
 use super::worker::WorkerThread;
+use crate::sync::atomic::Ordering;
 
 /// A work-stealing thread pool with one worker per CPU of its [`Topology`](crate::Topology).
 ///
@@ -29,7 +31,7 @@ use super::worker::WorkerThread;
 /// ```
 pub struct ThreadPool {
     registry: Arc<Registry>,
-    handles: Vec<JoinHandle<()>>,
+    monitor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -55,8 +57,11 @@ impl ThreadPool {
         &self.registry
     }
 
-    pub(crate) fn from_parts(registry: Arc<Registry>, handles: Vec<JoinHandle<()>>) -> Self {
-        ThreadPool { registry, handles }
+    pub(crate) fn from_parts(registry: Arc<Registry>, monitor: JoinHandle<()>) -> Self {
+        ThreadPool {
+            registry,
+            monitor: Some(monitor),
+        }
     }
 
     /// Runs `op` on a worker of this pool and returns its result (re-raising its panic). Called
@@ -157,6 +162,42 @@ impl ThreadPool {
         self.registry.num_threads()
     }
 
+    /// How many neighbour CPUs replicate each CPU's run queue (see
+    /// [`ThreadPoolBuilder::replication_factor`]).
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.replication_factor(), 1);
+    /// let solo = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// assert_eq!(solo.replication_factor(), 0, "no neighbour to replicate to");
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn replication_factor(&self) -> usize {
+        self.registry.config.replication_factor
+    }
+
+    /// The lease after which a worker that reached no scheduling point is taken over.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// assert_eq!(pool.lease(), replicore::DEFAULT_LEASE);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn lease(&self) -> std::time::Duration {
+        self.registry.config.lease
+    }
+
+    /// The cap on replacement worker threads (see [`ThreadPoolBuilder::max_spare_threads`]).
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// assert_eq!(pool.max_spare_threads(), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn max_spare_threads(&self) -> usize {
+        self.registry.config.max_spare_threads
+    }
+
     /// A snapshot of the scheduler counters, summed over the workers.
     ///
     /// ```
@@ -170,6 +211,11 @@ impl ThreadPool {
         for slot in self.registry.slots.iter() {
             total.add(&slot.stats);
         }
+        total.add_replication(&self.registry.replication.snapshot());
+        total.takeovers_without_replacement = self
+            .registry
+            .takeovers_without_replacement
+            .load(std::sync::atomic::Ordering::Relaxed);
         total
     }
 
@@ -195,15 +241,55 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        self.registry.terminate();
         let on_own_worker =
             WorkerThread::current().is_some_and(|w| Arc::ptr_eq(&w.registry, &self.registry));
         if on_own_worker {
-            // The workers drain and exit by themselves; we cannot wait for our own thread.
+            // The workers drain and exit by themselves; we cannot wait for our own thread. The
+            // monitor stops with them (no takeovers during this drain).
+            self.registry.terminate();
+            self.registry.monitor_stop.store(true, Ordering::Release);
             return;
         }
-        for h in self.handles.drain(..) {
-            let _ = h.join();
+        shut_down(&self.registry, self.monitor.take());
+    }
+}
+
+/// Lets the workers drain every queue and exit, and joins them. The monitor keeps running
+/// meanwhile, so a worker that stalls or crashes during the drain is still taken over. A fenced
+/// worker that is still running a task is waited for (it retires after that task); only a
+/// thread that crashed for good at a fault point is left behind.
+pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
+    registry.terminate();
+    join_workers(registry);
+    registry.monitor_stop.store(true, Ordering::Release);
+    if let Some(m) = monitor {
+        let _ = m.join();
+    }
+    // Replacements the monitor started while we were joining.
+    join_workers(registry);
+}
+
+fn join_workers(registry: &Registry) {
+    loop {
+        let next = registry
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let Some(handle) = next else {
+            return;
+        };
+        loop {
+            if handle.is_finished() {
+                let _ = handle.join();
+                break;
+            }
+            if crate::fault::thread_crashed(handle.thread().id()) {
+                // Crashed for good (fault injection): it never returns. Its CPU was taken over,
+                // or, at the spare-thread cap, its tasks were re-offered and stolen.
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 }
@@ -257,7 +343,12 @@ where
     // SAFETY: the closure is `'static`, so it may run at any time.
     let job_ref = unsafe { HeapJob::into_job_ref(job) };
     match WorkerThread::current() {
-        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_detached(job_ref),
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(job_ref, true),
+        _ if registry.config.replication_factor > 0 => {
+            let handle = LoggedJob::new(job_ref);
+            registry.external.lock().push(Arc::clone(&handle));
+            registry.inject(LoggedJob::job_ref(handle));
+        }
         _ => registry.inject(job_ref),
     }
 }

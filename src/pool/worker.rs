@@ -1,14 +1,17 @@
 //! The worker thread: its scheduling loop, work finding, and waiting on latches.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use crossbeam_deque::{Steal, Worker};
+use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::job::JobRef;
-use super::registry::Registry;
+use super::logged::{Handle, LoggedJob};
+use super::registry::{CoreSlot, Registry};
 use super::sleep::{CoreLatch, Slept};
 use super::stats::bump;
+use crate::fault::{FaultPoint, point};
+use crate::replication::{Fenced, OwnerToken, Start};
 use crate::sync::atomic::Ordering;
 
 /// Rounds of searching (with a CPU pause and a yield) before a worker parks. Short, so an idle
@@ -26,6 +29,14 @@ pub(crate) struct WorkerThread {
     pub(crate) index: usize,
     pub(crate) registry: Arc<Registry>,
     rng: Cell<u64>,
+    /// This worker's lease epoch and heartbeat counter on its CPU.
+    token: RefCell<OwnerToken>,
+    /// Latched once this worker sees that a successor fenced its epoch.
+    fenced: Cell<bool>,
+    /// The thieves' end of `deque`: a fenced worker drains its own old deque only by stealing.
+    own_stealer: Stealer<JobRef>,
+    /// This thread's worker id in a fault plan.
+    fault_id: usize,
 }
 
 impl WorkerThread {
@@ -39,12 +50,24 @@ impl WorkerThread {
     }
 
     /// The thread body of worker `index`.
-    pub(crate) fn run(deque: Worker<JobRef>, index: usize, registry: Arc<Registry>) {
+    /// `token` is the lease this worker owns its CPU under: epoch 0 for the first worker, the
+    /// fenced epoch + 1 for a replacement.
+    pub(crate) fn run(
+        deque: Worker<JobRef>,
+        index: usize,
+        registry: Arc<Registry>,
+        token: OwnerToken,
+        fault_id: usize,
+    ) {
         let worker = WorkerThread {
+            own_stealer: deque.stealer(),
             deque,
             index,
             registry,
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xA24B_AED4)),
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
+            token: RefCell::new(token),
+            fenced: Cell::new(false),
+            fault_id,
         };
         CURRENT.with(|c| c.set(&worker));
         let registry = &worker.registry;
@@ -56,6 +79,14 @@ impl WorkerThread {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(index)));
         }
         CURRENT.with(|c| c.set(std::ptr::null()));
+        if worker.fenced.get() {
+            // A retired, fenced worker gives its thread back to the spare-thread budget: the
+            // fence that retired it reserved the replacement's thread.
+            worker
+                .registry
+                .spares_started
+                .fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     fn main_loop(&self) {
@@ -64,30 +95,110 @@ impl WorkerThread {
         self.wait_for(None, || registry.terminating.load(Ordering::Acquire));
     }
 
-    /// Pushes a job this worker will itself wait for (`join`, scope children) onto its own deque;
-    /// see `Sleep::new_local_work` for why the cheap wake-up check is enough.
+    fn slot(&self) -> &CoreSlot {
+        &self.registry.slots[self.index]
+    }
+
+    /// Renews this worker's lease: one relaxed store (a scheduling point).
+    #[inline]
+    fn renew(&self) {
+        self.token.borrow_mut().renew(self.slot().core.lease());
+    }
+
+    /// Whether a successor has fenced this worker's epoch. One `SeqCst` load (a plain load on
+    /// x86) until it first says yes; then latched.
+    #[inline]
+    pub(crate) fn is_fenced(&self) -> bool {
+        if self.fenced.get() {
+            return true;
+        }
+        let epoch = self.token.borrow().epoch();
+        if self.slot().core.lease().is_current(epoch) {
+            return false;
+        }
+        self.fenced.set(true);
+        true
+    }
+
+    /// A fenced worker's push goes to its node's injector instead of its old deque (G4: nothing
+    /// is enqueued under the old epoch; the task is redirected, never lost).
+    fn redirect(&self, job: JobRef) {
+        self.registry.replication.record_fenced(1);
+        self.registry.inject(job);
+    }
+
+    /// Pushes a `join` half this worker will itself wait for onto its own deque; see
+    /// `Sleep::new_local_work` for why the cheap wake-up check is enough. It is not logged: it
+    /// lives in this worker's stack frame (see `src/replication/README.md`, "Stack jobs").
     #[inline]
     pub(crate) fn push(&self, job: JobRef) {
+        if self.is_fenced() {
+            return self.redirect(job);
+        }
         self.deque.push(job);
         self.registry.sleep.new_local_work();
     }
 
-    /// Pushes a detached task (`spawn`) onto this worker's own deque with the full, fenced
-    /// wake-up check: the spawner may go on to block (say, on a channel the task will fill), so
-    /// it cannot be relied on to pop the task itself.
-    pub(crate) fn push_detached(&self, job: JobRef) {
+    /// Pushes a heap job (`spawn`, a scope child) onto this worker's own deque. With replication
+    /// on, it is first published to this CPU's op log (see `logged`). `detached` jobs (`spawn`)
+    /// take the full, fenced wake-up check: the spawner may go on to block (say, on a channel the
+    /// task will fill), so it cannot be relied on to pop the task itself.
+    pub(crate) fn push_heap(&self, job: JobRef, detached: bool) {
+        let job = if self.registry.config.replication_factor == 0 {
+            if self.is_fenced() {
+                return self.redirect(job);
+            }
+            job
+        } else {
+            let token = self.token.borrow();
+            match self.slot().core.publish_push(&token, LoggedJob::new(job)) {
+                Ok(handle) => LoggedJob::job_ref(handle),
+                Err(Fenced(handle)) => {
+                    drop(token);
+                    self.fenced.set(true);
+                    self.registry.inject(LoggedJob::job_ref(handle));
+                    return;
+                }
+            }
+        };
         self.deque.push(job);
-        self.registry.sleep.new_injected_work();
+        if detached {
+            self.registry.sleep.new_injected_work();
+        } else {
+            self.registry.sleep.new_local_work();
+        }
     }
 
-    /// Pops the newest job of this worker's own deque.
+    /// Pops the newest job of this worker's own deque; a scheduling point. A fenced worker never
+    /// pops (G4): its old deque is drained by stealing.
     #[inline]
     pub(crate) fn pop(&self) -> Option<JobRef> {
+        // The fault point comes before the lease check, so that a stall there is followed by a
+        // check that sees the fence (the check stays as close to the pop as it can).
+        point(FaultPoint::BeforePop, self.fault_id);
+        self.renew();
+        if self.is_fenced() {
+            return None;
+        }
         let job = self.deque.pop();
         if job.is_some() {
+            point(FaultPoint::AfterPop, self.fault_id);
             bump(&self.slot_stats().local_pops);
         }
         job
+    }
+
+    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then the
+    /// lease check and the job's single claim.
+    pub(crate) fn start_logged(&self, handle: &Handle) -> Start {
+        let token = self.token.borrow();
+        let core = &self.slot().core;
+        core.take_in_hand(&token, handle);
+        let start = core.start(&token, handle);
+        if start == Start::Fenced {
+            self.fenced.set(true);
+        }
+        start
     }
 
     fn slot_stats(&self) -> &super::stats::SlotStats {
@@ -128,7 +239,24 @@ impl WorkerThread {
         let sleep = &self.registry.sleep;
         let mut idle_rounds = 0;
         loop {
-            // Scheduling point: issue 4 renews the lease heartbeat here (one relaxed store).
+            // Scheduling point: renew the lease (one relaxed store).
+            self.renew();
+            if self.is_fenced() {
+                if latch.is_none() {
+                    // Retire: a successor owns this CPU now. Whatever is left in our old deque
+                    // is drained by stealing (the replacement and every thief see its stealer).
+                    return;
+                }
+                // Inside a `join`/`scope`/`install` of a task that was running when we were
+                // fenced: wait for the latch without taking new work. Taking work here would
+                // nest frames without bound (we never pop our own jobs back), and the work we
+                // wait for is reachable by the replacement and thieves (old deque, injectors).
+                // It never parks: its sleep bed belongs to the replacement now.
+                while !done() {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                return;
+            }
             if let Some(job) = self.find_work() {
                 idle_rounds = 0;
                 self.execute(job);
@@ -153,7 +281,12 @@ impl WorkerThread {
                 return;
             }
             bump(&self.slot_stats().parks);
-            if sleep.sleep(self.index, token, latch) == Slept::Woken {
+            // A parked worker has an empty deque and nothing in hand: the monitor must not
+            // mistake its silent heartbeat for a stall.
+            self.slot().parked.store(true, Ordering::SeqCst);
+            let slept = sleep.sleep(self.index, token, latch);
+            self.slot().parked.store(false, Ordering::SeqCst);
+            if slept == Slept::Woken {
                 bump(&self.slot_stats().unparks);
             }
             idle_rounds = 0;
@@ -189,10 +322,28 @@ impl WorkerThread {
             match if injector.is_empty() {
                 Steal::Empty
             } else {
-                injector.steal_batch_and_pop(&self.deque)
+                self.take_from(injector)
             } {
                 Steal::Success(job) => {
                     bump(&stats.injector_pops);
+                    return Some(job);
+                }
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            // Our own CPU's older deques (a replacement drains its predecessor's), or, fenced,
+            // our own deque: stolen, never popped.
+            let own = if self.fenced.get() {
+                self.own_stealer.steal()
+            } else if me.generations() > 1 {
+                me.steal_with(Stealer::steal)
+            } else {
+                Steal::Empty
+            };
+            match own {
+                Steal::Success(job) => {
+                    point(FaultPoint::MidSteal, self.fault_id);
+                    bump(&stats.steals_same_node);
                     return Some(job);
                 }
                 Steal::Retry => retry = true,
@@ -206,8 +357,9 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    match registry.slots[victim].stealer.steal() {
+                    match registry.slots[victim].steal_with(Stealer::steal) {
                         Steal::Success(job) => {
+                            point(FaultPoint::MidSteal, self.fault_id);
                             bump(&stats.steals_same_node);
                             return Some(job);
                         }
@@ -220,11 +372,16 @@ impl WorkerThread {
                 // A cross-node steal takes about half the victim's queue, paying the remote
                 // cache-line transfers once for many tasks.
                 for &victim in &registry.node_slots[node] {
-                    match registry.slots[victim]
-                        .stealer
-                        .steal_batch_and_pop(&self.deque)
-                    {
+                    match registry.slots[victim].steal_with(|s| {
+                        if self.fenced.get() {
+                            // Nothing may enter a fenced worker's deque.
+                            s.steal()
+                        } else {
+                            s.steal_batch_and_pop(&self.deque)
+                        }
+                    }) {
                         Steal::Success(job) => {
+                            point(FaultPoint::MidSteal, self.fault_id);
                             bump(&stats.steals_remote_node);
                             return Some(job);
                         }
@@ -236,7 +393,7 @@ impl WorkerThread {
                 match if injector.is_empty() {
                     Steal::Empty
                 } else {
-                    injector.steal_batch_and_pop(&self.deque)
+                    self.take_from(injector)
                 } {
                     Steal::Success(job) => {
                         bump(&stats.injector_pops);
@@ -249,6 +406,17 @@ impl WorkerThread {
             if !retry {
                 return None;
             }
+        }
+    }
+
+    /// Takes from an injector: a batch into our deque, or, fenced, one job (nothing may enter a
+    /// fenced worker's deque).
+    #[inline]
+    fn take_from(&self, injector: &crossbeam_deque::Injector<JobRef>) -> Steal<JobRef> {
+        if self.fenced.get() {
+            injector.steal()
+        } else {
+            injector.steal_batch_and_pop(&self.deque)
         }
     }
 

@@ -136,8 +136,21 @@ impl<T: Claimable> CoreState<T> {
         }
     }
 
-    /// The in-hand task, if any (read by a successor after the fence).
-    pub(crate) fn in_hand(&self) -> Option<T> {
+    /// The in-hand task, if any: read by a successor after the fence, or by the pool's monitor
+    /// when it re-offers a stalled CPU's tasks at the spare-thread cap (a copy; the claim picks
+    /// which copy runs).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// assert!(core.in_hand().is_none());
+    /// core.take_in_hand(&me, &t);
+    /// assert!(Arc::ptr_eq(&core.in_hand().unwrap(), &t));
+    /// ```
+    pub fn in_hand(&self) -> Option<T> {
         self.in_hand.read_current().map(|(_, t)| t)
     }
 }

@@ -1,0 +1,204 @@
+//! Takeover in the real pool, without fault injection: a task that blocks in a syscall for ten
+//! leases does not hold the tasks queued behind it on its CPU hostage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use replicore::ThreadPool;
+
+const QUEUED: usize = 16;
+
+/// A worker busy with a task that never reaches a scheduling point (so no idle neighbour can
+/// steal), and another worker whose task spawns `QUEUED` tasks onto its own deque and then
+/// sleeps for ten leases. The queued tasks must all run, exactly once, before the sleeper wakes.
+fn blocking_task_does_not_strand_its_queue(replication: usize) {
+    let lease = Duration::from_millis(20);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .replication_factor(replication)
+        .lease(lease)
+        .build()
+        .unwrap();
+    let hog_running = Arc::new(AtomicBool::new(false));
+    let sleeper_done = Arc::new(AtomicBool::new(false));
+    let ran_early = Arc::new(AtomicUsize::new(0));
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..QUEUED).map(|_| AtomicUsize::new(0)).collect());
+
+    // The hog: spins (no scheduling point) until every queued task ran, or a watchdog fires.
+    {
+        let (hog_running, runs) = (hog_running.clone(), runs.clone());
+        pool.spawn(move || {
+            hog_running.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while runs.iter().any(|r| r.load(Ordering::SeqCst) == 0)
+                && t0.elapsed() < Duration::from_secs(20)
+            {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    while !hog_running.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (sleeper_done, ran_early, runs) =
+            (sleeper_done.clone(), ran_early.clone(), runs.clone());
+        pool.spawn(move || {
+            for i in 0..QUEUED {
+                let (sleeper_done, ran_early, runs) =
+                    (sleeper_done.clone(), ran_early.clone(), runs.clone());
+                replicore::spawn(move || {
+                    if !sleeper_done.load(Ordering::SeqCst) {
+                        ran_early.fetch_add(1, Ordering::SeqCst);
+                    }
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            std::thread::sleep(lease * 10);
+            sleeper_done.store(true, Ordering::SeqCst);
+            tx.send(()).unwrap();
+        });
+    }
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("watchdog: the sleeper never finished");
+    let stats = pool.stats();
+    drop(pool);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(
+            r.load(Ordering::SeqCst),
+            1,
+            "queued task {i} ran a wrong number of times"
+        );
+    }
+    assert_eq!(
+        ran_early.load(Ordering::SeqCst),
+        QUEUED,
+        "every queued task ran while its CPU's worker was still blocked; stats: {stats:?}"
+    );
+    assert!(stats.takeovers >= 1, "{stats:?}");
+    assert!(stats.lease_expiries >= stats.takeovers, "{stats:?}");
+    // Which CPU is taken over first is timing: the hog's replacement may steal the queued
+    // tasks before the sleeper's CPU is taken over, so `tasks_recovered_from_replica` may be 0.
+    assert!(stats.replacement_threads >= 1, "{stats:?}");
+}
+
+#[test]
+fn blocking_task_replicated() {
+    blocking_task_does_not_strand_its_queue(1);
+}
+
+#[test]
+fn blocking_task_unreplicated() {
+    blocking_task_does_not_strand_its_queue(0);
+}
+
+/// At the spare-thread cap, a stalled worker is not fenced; its queued task is still run by the
+/// other worker, and the stats say the cap was hit.
+#[test]
+fn spare_thread_cap_is_visible() {
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .lease(Duration::from_millis(5))
+        .max_spare_threads(0)
+        .build()
+        .unwrap();
+    let inner_ran = Arc::new(AtomicBool::new(false));
+    let hog_running = Arc::new(AtomicBool::new(false));
+    {
+        let (inner_ran, hog_running) = (inner_ran.clone(), hog_running.clone());
+        // The hog spins, without scheduling points, until the blocked worker's queued task ran;
+        // then it returns and picks that task up from the injector itself.
+        pool.spawn(move || {
+            hog_running.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(200) {
+                std::hint::spin_loop();
+            }
+            let _ = inner_ran;
+        });
+    }
+    while !hog_running.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    pool.spawn(move || {
+        let (inner_tx, inner_rx) = std::sync::mpsc::channel();
+        let inner_ran = inner_ran.clone();
+        replicore::spawn(move || {
+            inner_ran.store(true, Ordering::SeqCst);
+            inner_tx.send(()).unwrap();
+        });
+        // Blocks its worker until the task queued behind it has run elsewhere: with no spare
+        // thread allowed, only the hog's worker can run it, once the hog is done.
+        inner_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("watchdog: the queued task never ran");
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.takeovers, stats.replacement_threads),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.takeovers_without_replacement >= 1, "{stats:?}");
+}
+
+/// `join(A, B)` where A blocks for ten leases while the other worker is busy: B, queued behind
+/// A, is run by the replacement worker. A's worker, fenced when it returns from A, does not pop
+/// its deque; it waits for B (still running elsewhere) and the `join` returns both results.
+#[test]
+fn blocked_joiner_gets_its_join_back() {
+    let lease = Duration::from_millis(5);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .lease(lease)
+        .build()
+        .unwrap();
+    let hog_running = Arc::new(AtomicBool::new(false));
+    let b_done = Arc::new(AtomicBool::new(false));
+    {
+        let (hog_running, b_done) = (hog_running.clone(), b_done.clone());
+        pool.spawn(move || {
+            hog_running.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while !b_done.load(Ordering::SeqCst) && t0.elapsed() < Duration::from_secs(20) {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    while !hog_running.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b_done2 = b_done.clone();
+    let joiner = std::thread::spawn(move || {
+        let r = pool.install(|| {
+            replicore::join(
+                || {
+                    std::thread::sleep(lease * 10);
+                    std::thread::current().id()
+                },
+                || {
+                    std::thread::sleep(lease * 20);
+                    b_done2.store(true, Ordering::SeqCst);
+                    std::thread::current().id()
+                },
+            )
+        });
+        tx.send((r, pool.stats())).unwrap();
+        pool
+    });
+    let ((a_thread, b_thread), stats) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("watchdog: the join never returned");
+    drop(joiner.join().unwrap());
+    assert!(b_done.load(Ordering::SeqCst));
+    assert_ne!(
+        a_thread, b_thread,
+        "B ran elsewhere while A blocked; {stats:?}"
+    );
+    assert!(stats.takeovers >= 1, "{stats:?}");
+}
