@@ -38,7 +38,15 @@ fn main() {
     }
 
     section("2. A parallel workload: quicksort of 10M keys");
-    let pool = match ThreadPool::builder().topology(topo.clone()).build() {
+    // The sort's first partitions scan millions of keys with no scheduling point; under the
+    // default 20 ms lease that looks like a blocked worker, which is then taken over and runs the
+    // rest of its joins alone (section 3 shows takeover on purpose). Give this compute-bound pool
+    // a lease longer than its longest sequential step.
+    let pool = match ThreadPool::builder()
+        .topology(topo.clone())
+        .lease(std::time::Duration::from_millis(500))
+        .build()
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -67,17 +75,138 @@ fn main() {
     );
     let stats = pool.stats();
     println!(
-        "pool stats: {} tasks, {} local pops, {} steals ({} from another node), {} parks",
+        "pool stats: {} tasks, {} local pops, {} steals ({} from another node), {} parks, {} takeovers",
         stats.tasks_executed,
         stats.local_pops,
         stats.steals_same_node + stats.steals_remote_node,
         stats.steals_remote_node,
-        stats.parks
+        stats.parks,
+        stats.takeovers
     );
+    if stats.takeovers > 0 {
+        // The first partitions scan millions of keys without reaching a scheduling point, which
+        // the lease cannot tell from a blocked worker. The fenced worker finishes its task but
+        // runs its remaining joins itself, so less of the sort runs in parallel.
+        println!(
+            "note: a partition ran longer than the {:?} lease without a scheduling point, so its worker was taken over; \
+             a longer lease (ThreadPoolBuilder::lease) avoids this for long sequential steps.",
+            pool.lease()
+        );
+    }
     pool.shutdown();
 
-    section("3. Node replication: a read-mostly map (5% writes)");
+    section("3. A worker blocked by a task, and the takeover that rescues its queue");
+    takeover_demo(&topo);
+
+    section("4. Node replication: a read-mostly map (5% writes)");
     map_mix(&topo, threads);
+}
+
+/// Tasks queued behind the blocking task in section 3.
+const QUEUED_BEHIND_BLOCKER: usize = 16;
+
+/// One worker queues tasks on its own deque and then blocks in a syscall for 10 leases, while
+/// every other worker is busy with a task that never yields (so nobody is idle to steal). Only a
+/// takeover can run the queued tasks before the blocker wakes; each must run exactly once.
+fn takeover_demo(topo: &Topology) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::time::Duration;
+
+    // Takeover needs a neighbour CPU; on a 1-CPU machine act out a 2-CPU one.
+    let topo = if topo.num_cpus() >= 2 {
+        topo.clone()
+    } else {
+        Topology::synthetic(1, 2, 1).expect("a 1 x 2 x 1 synthetic topology is valid")
+    };
+    let lease = Duration::from_millis(10);
+    let pool = match ThreadPool::builder().topology(topo).lease(lease).build() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let workers = pool.current_num_threads();
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new(
+        (0..QUEUED_BEHIND_BLOCKER)
+            .map(|_| AtomicUsize::new(0))
+            .collect(),
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let blocker_awake = Arc::new(AtomicBool::new(false));
+    let ran_while_blocked = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let hogs_running = Arc::new(AtomicUsize::new(0));
+    for _ in 0..workers - 1 {
+        let (done, hogs_running) = (done.clone(), hogs_running.clone());
+        pool.spawn(move || {
+            hogs_running.fetch_add(1, SeqCst);
+            while done.load(SeqCst) < QUEUED_BEHIND_BLOCKER && t0.elapsed() < Duration::from_secs(5)
+            {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    while hogs_running.load(SeqCst) < workers - 1 && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::yield_now();
+    }
+    {
+        let (runs, done, awake, during) = (
+            runs.clone(),
+            done.clone(),
+            blocker_awake.clone(),
+            ran_while_blocked.clone(),
+        );
+        pool.spawn(move || {
+            for i in 0..QUEUED_BEHIND_BLOCKER {
+                let (runs, done, awake, during) =
+                    (runs.clone(), done.clone(), awake.clone(), during.clone());
+                replicore::spawn(move || {
+                    runs[i].fetch_add(1, SeqCst);
+                    if !awake.load(SeqCst) {
+                        during.fetch_add(1, SeqCst);
+                    }
+                    done.fetch_add(1, SeqCst);
+                });
+            }
+            std::thread::sleep(lease * 10);
+            awake.store(true, SeqCst);
+        });
+    }
+    pool.install(|| ()); // a round trip: the pool is live
+    let stats = loop {
+        let s = pool.stats();
+        if (done.load(SeqCst) == QUEUED_BEHIND_BLOCKER && blocker_awake.load(SeqCst))
+            || t0.elapsed() > Duration::from_secs(10)
+        {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let once = runs.iter().filter(|r| r.load(SeqCst) == 1).count();
+    let twice = runs.iter().filter(|r| r.load(SeqCst) > 1).count();
+    println!(
+        "{workers} workers, lease {lease:?}: one task queued {QUEUED_BEHIND_BLOCKER} tasks, then slept for 10 leases; the others spun."
+    );
+    println!(
+        "{} of {QUEUED_BEHIND_BLOCKER} queued tasks ran while their worker was still blocked; {once} ran exactly once, {twice} more than once, {} never.",
+        ran_while_blocked.load(SeqCst),
+        QUEUED_BEHIND_BLOCKER - once - twice
+    );
+    println!(
+        "pool stats: {} lease expiries, {} takeovers, {} tasks recovered from a replica, {} replacement threads, {} fenced actions refused",
+        stats.lease_expiries,
+        stats.takeovers,
+        stats.tasks_recovered_from_replica,
+        stats.replacement_threads,
+        stats.fenced_rejections
+    );
+    if twice > 0 || once != QUEUED_BEHIND_BLOCKER {
+        eprintln!("error: a queued task was lost or ran twice");
+        std::process::exit(1);
+    }
+    pool.shutdown();
 }
 
 /// Keys in the map, operations per thread, and the share of writes for section 3.
