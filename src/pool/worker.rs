@@ -306,30 +306,21 @@ impl WorkerThread {
             let mut retry = false;
             // `is_empty` is two plain loads; a failed `steal` on an empty injector costs a
             // `SeqCst` fence, which thieves would otherwise pay on every search.
-            match if me.inbox.is_empty() {
+            let inbox = if me.inbox.is_empty() {
                 Steal::Empty
             } else {
                 me.inbox.steal()
-            } {
-                Steal::Success(job) => {
-                    bump(&stats.injector_pops);
-                    return Some(job);
-                }
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+            };
+            if let Some(job) = found(inbox, &mut retry) {
+                bump(&stats.injector_pops);
+                return Some(job);
             }
-            let injector = &registry.injectors[me.node_index];
-            match if injector.is_empty() {
-                Steal::Empty
-            } else {
-                self.take_from(injector)
-            } {
-                Steal::Success(job) => {
-                    bump(&stats.injector_pops);
-                    return Some(job);
-                }
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+            if let Some(job) = found(
+                self.take_from(&registry.injectors[me.node_index]),
+                &mut retry,
+            ) {
+                bump(&stats.injector_pops);
+                return Some(job);
             }
             // Our own CPU's older deques (a replacement drains its predecessor's), or, fenced,
             // our own deque: stolen, never popped.
@@ -340,14 +331,10 @@ impl WorkerThread {
             } else {
                 Steal::Empty
             };
-            match own {
-                Steal::Success(job) => {
-                    point(FaultPoint::MidSteal, self.fault_id);
-                    bump(&stats.steals_same_node);
-                    return Some(job);
-                }
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+            if let Some(job) = found(own, &mut retry) {
+                point(FaultPoint::MidSteal, self.fault_id);
+                bump(&stats.steals_same_node);
+                return Some(job);
             }
             let local = &registry.node_slots[me.node_index];
             if local.len() > 1 {
@@ -357,14 +344,11 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    match registry.slots[victim].steal_with(Stealer::steal) {
-                        Steal::Success(job) => {
-                            point(FaultPoint::MidSteal, self.fault_id);
-                            bump(&stats.steals_same_node);
-                            return Some(job);
-                        }
-                        Steal::Retry => retry = true,
-                        Steal::Empty => {}
+                    let stolen = registry.slots[victim].steal_with(Stealer::steal);
+                    if let Some(job) = found(stolen, &mut retry) {
+                        point(FaultPoint::MidSteal, self.fault_id);
+                        bump(&stats.steals_same_node);
+                        return Some(job);
                     }
                 }
             }
@@ -372,35 +356,23 @@ impl WorkerThread {
                 // A cross-node steal takes about half the victim's queue, paying the remote
                 // cache-line transfers once for many tasks.
                 for &victim in &registry.node_slots[node] {
-                    match registry.slots[victim].steal_with(|s| {
+                    let stolen = registry.slots[victim].steal_with(|s| {
                         if self.fenced.get() {
                             // Nothing may enter a fenced worker's deque.
                             s.steal()
                         } else {
                             s.steal_batch_and_pop(&self.deque)
                         }
-                    }) {
-                        Steal::Success(job) => {
-                            point(FaultPoint::MidSteal, self.fault_id);
-                            bump(&stats.steals_remote_node);
-                            return Some(job);
-                        }
-                        Steal::Retry => retry = true,
-                        Steal::Empty => {}
-                    }
-                }
-                let injector = &registry.injectors[node];
-                match if injector.is_empty() {
-                    Steal::Empty
-                } else {
-                    self.take_from(injector)
-                } {
-                    Steal::Success(job) => {
-                        bump(&stats.injector_pops);
+                    });
+                    if let Some(job) = found(stolen, &mut retry) {
+                        point(FaultPoint::MidSteal, self.fault_id);
+                        bump(&stats.steals_remote_node);
                         return Some(job);
                     }
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
+                }
+                if let Some(job) = found(self.take_from(&registry.injectors[node]), &mut retry) {
+                    bump(&stats.injector_pops);
+                    return Some(job);
                 }
             }
             if !retry {
@@ -410,10 +382,13 @@ impl WorkerThread {
     }
 
     /// Takes from an injector: a batch into our deque, or, fenced, one job (nothing may enter a
-    /// fenced worker's deque).
+    /// fenced worker's deque). An injector that looks empty is skipped without a `steal`, whose
+    /// failure would cost a `SeqCst` fence on every search.
     #[inline]
     fn take_from(&self, injector: &crossbeam_deque::Injector<JobRef>) -> Steal<JobRef> {
-        if self.fenced.get() {
+        if injector.is_empty() {
+            Steal::Empty
+        } else if self.fenced.get() {
             injector.steal()
         } else {
             injector.steal_batch_and_pop(&self.deque)
@@ -428,5 +403,19 @@ impl WorkerThread {
         x ^= x << 17;
         self.rng.set(x);
         x as usize
+    }
+}
+
+/// One steal attempt's outcome: the job if it succeeded; a `Retry` (lost a race, the victim may
+/// still hold work) is remembered so the search runs again before the worker sleeps.
+#[inline]
+fn found(steal: Steal<JobRef>, retry: &mut bool) -> Option<JobRef> {
+    match steal {
+        Steal::Success(job) => Some(job),
+        Steal::Retry => {
+            *retry = true;
+            None
+        }
+        Steal::Empty => None,
     }
 }
