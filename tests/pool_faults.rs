@@ -134,7 +134,7 @@ fn stress_seed(seed: u64, rate: f64, crashes: bool, spares: usize, tasks: usize)
     // so a join whose continuation lives there cannot return (see the replication README,
     // "Stack jobs"): plans with crashes run these tasks as spawns instead.
     let first = next;
-    if crashes {
+    let pool = if crashes {
         for i in first..first + nested {
             let runs = runs.clone();
             pool.spawn(move || {
@@ -142,6 +142,7 @@ fn stress_seed(seed: u64, rate: f64, crashes: bool, spares: usize, tasks: usize)
             });
             accepted[i].store(true, Ordering::SeqCst);
         }
+        pool
     } else {
         let (tx, rx) = std::sync::mpsc::channel();
         let (runs2, accepted2) = (runs.clone(), accepted.clone());
@@ -170,16 +171,8 @@ fn stress_seed(seed: u64, rate: f64, crashes: bool, spares: usize, tasks: usize)
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("watchdog: joins/scopes of seed {seed} never returned"));
         worker.join().unwrap();
-        return finish(
-            seed,
-            pool,
-            &plan,
-            &runs,
-            &accepted,
-            &spawners_done,
-            spawners,
-        );
-    }
+        pool
+    };
     finish(
         seed,
         pool,
