@@ -5,6 +5,16 @@
 //! function and compiles to nothing. With the feature, a worker thread [`enter`]s a
 //! [`FaultPlan`] and every `point` it reaches consults that plan.
 //!
+//! **Which worker id a point is addressed with.** A point fires on the thread doing the work,
+//! under that thread's fault id: worker `i` of a pool of `n` threads is `i`, and a replacement thread
+//! (started after a takeover) is `n + k`, where `k` is the number of spare threads alive when it
+//! started (0 for the first). That includes
+//! [`FaultPoint::InsideTakeover`] and [`FaultPoint::ReplicaApply`]: a takeover is driven by
+//! whichever worker found the lease expired (or, as a backstop, by the pool's monitor thread,
+//! which never enters a plan), and the points fire on that worker under its id. A takeover
+//! reaches `InsideTakeover` three times: before the fence, right after it, and after adoption
+//! before the replacement starts.
+//!
 //! ```
 //! use replicore::fault::{point, FaultPoint};
 //! // Free without the feature; consults the thread's plan with it.

@@ -22,6 +22,8 @@ enum Action {
 struct Rule {
     point: FaultPoint,
     worker: usize,
+    /// Fires the `nth` time (from 1) that worker reaches that point.
+    nth: u64,
     action: Action,
 }
 
@@ -29,6 +31,8 @@ struct Rule {
 struct Shared {
     /// One flag per explicit rule: each explicit rule fires once.
     fired: Vec<AtomicBool>,
+    /// Per explicit rule, how often its worker reached its point so far.
+    reached: Vec<AtomicU64>,
     stalls: AtomicU64,
     crashes: AtomicU64,
     /// Where the last crash happened, for tests that check what a crash there may cost.
@@ -37,8 +41,8 @@ struct Shared {
 
 /// A reproducible fault schedule. Clones share their counters.
 ///
-/// Explicit rules (`stall`, `crash`) fire once each, the first time that worker reaches that
-/// point. A random plan draws, at every point every worker reaches, a splitmix64 value from
+/// Explicit rules fire once each: `stall` and `crash` the first time that worker reaches that
+/// point, `stall_at` and `crash_at` the n-th time. A random plan draws, at every point every worker reaches, a splitmix64 value from
 /// `(seed, point, worker, n-th point reached by this thread)`: with probability `rate` a fault
 /// fires, a crash one time in four (at most [`FaultPlan::max_crashes`] crashes per plan, default 1,
 /// so that a live worker always remains, as G3 requires) and otherwise a stall of up to
@@ -116,18 +120,51 @@ impl FaultPlan {
 
     /// Adds: `worker` stalls for `dur` the first time it reaches `point`.
     pub fn stall(self, point: FaultPoint, worker: usize, dur: Duration) -> Self {
-        self.with_rule(Rule {
-            point,
-            worker,
-            action: Action::Stall(dur),
-        })
+        self.stall_at(point, worker, 1, dur)
     }
 
     /// Adds: `worker` crashes (parks forever) the first time it reaches `point`.
     pub fn crash(self, point: FaultPoint, worker: usize) -> Self {
+        self.crash_at(point, worker, 1)
+    }
+
+    /// Adds: `worker` stalls for `dur` the `nth` time (counting from 1) it reaches `point`. A
+    /// takeover reaches [`FaultPoint::InsideTakeover`] three times (before the fence, after it,
+    /// and after adoption), so `nth` picks the step.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::fault::{enter, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none().stall_at(FaultPoint::MidSteal, 0, 2, Duration::from_micros(1));
+    /// enter(&plan);
+    /// point(FaultPoint::MidSteal, 0);
+    /// assert_eq!(plan.counts().stalls, 0);
+    /// point(FaultPoint::MidSteal, 0);
+    /// assert_eq!(plan.counts().stalls, 1);
+    /// ```
+    pub fn stall_at(self, point: FaultPoint, worker: usize, nth: u64, dur: Duration) -> Self {
         self.with_rule(Rule {
             point,
             worker,
+            nth: nth.max(1),
+            action: Action::Stall(dur),
+        })
+    }
+
+    /// Adds: `worker` crashes (parks forever) the `nth` time (counting from 1) it reaches
+    /// `point`.
+    ///
+    /// ```
+    /// use replicore::fault::{FaultPlan, FaultPoint};
+    /// // The driver of a takeover dies right after it won the fence.
+    /// let plan = FaultPlan::none().crash_at(FaultPoint::InsideTakeover, 1, 2);
+    /// assert_eq!(plan.counts().crashes, 0);
+    /// ```
+    pub fn crash_at(self, point: FaultPoint, worker: usize, nth: u64) -> Self {
+        self.with_rule(Rule {
+            point,
+            worker,
+            nth: nth.max(1),
             action: Action::Crash,
         })
     }
@@ -169,12 +206,14 @@ impl FaultPlan {
             .map(|r| Rule {
                 point: r.point,
                 worker: r.worker,
+                nth: r.nth,
                 action: r.action,
             })
             .collect();
         rules.push(rule);
         let shared = Shared {
             fired: (0..rules.len()).map(|_| AtomicBool::new(false)).collect(),
+            reached: (0..rules.len()).map(|_| AtomicU64::new(0)).collect(),
             stalls: AtomicU64::new(self.shared.stalls.load(Relaxed)),
             crashes: AtomicU64::new(self.shared.crashes.load(Relaxed)),
             last_crash: std::sync::Mutex::new(None),
@@ -188,7 +227,11 @@ impl FaultPlan {
 
     fn decide(&self, point: FaultPoint, worker: usize, n: u64) -> Option<Action> {
         for (i, r) in self.rules.iter().enumerate() {
-            if r.point == point && r.worker == worker && !self.shared.fired[i].swap(true, Relaxed) {
+            if r.point == point
+                && r.worker == worker
+                && self.shared.reached[i].fetch_add(1, Relaxed) + 1 == r.nth
+                && !self.shared.fired[i].swap(true, Relaxed)
+            {
                 return Some(r.action);
             }
         }

@@ -32,7 +32,11 @@ mod scope;
 #[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
+mod takeover;
+#[cfg(not(loom))]
 mod thread_pool;
+#[cfg(not(loom))]
+mod watch;
 #[cfg(not(loom))]
 mod worker;
 

@@ -53,6 +53,8 @@ pub(crate) struct CoreSlot {
     /// Set by the owner just before it parks: a parked worker has an empty deque and nothing in
     /// hand, so its silent heartbeat is not a stall.
     pub(crate) parked: AtomicBool,
+    /// This CPU's lease as judged by whoever looks (see `watch`).
+    pub(crate) watch: super::watch::Watch,
 }
 
 /// Most deques (the first plus replacements) one CPU can have over the pool's life.
@@ -86,12 +88,20 @@ impl CoreSlot {
     /// Installs the stealer of a replacement worker's fresh deque; `false` if this CPU has had
     /// [`MAX_GENERATIONS`] deques already (treated like the spare-thread cap).
     pub(crate) fn add_generation(&self, stealer: Stealer<JobRef>) -> bool {
-        let n = self.generations.load(Ordering::Acquire);
-        if n >= self.stealers.len() || self.stealers[n].set(stealer).is_err() {
-            return false;
+        // Two drivers can get here at once (one stalled past its epoch, see `takeover`): each
+        // takes the first free entry, and the count only grows. Readers skip unset entries.
+        let mut stealer = stealer;
+        let first_free = self.generations.load(Ordering::Acquire);
+        for (k, entry) in self.stealers.iter().enumerate().skip(first_free) {
+            match entry.set(stealer) {
+                Ok(()) => {
+                    self.generations.fetch_max(k + 1, Ordering::AcqRel);
+                    return true;
+                }
+                Err(back) => stealer = back,
+            }
         }
-        self.generations.store(n + 1, Ordering::Release);
-        true
+        false
     }
 }
 
@@ -126,6 +136,12 @@ pub(crate) struct Registry {
     pub(crate) external: Mutex<Vec<Handle>>,
     /// Tells the monitor thread to exit.
     pub(crate) monitor_stop: AtomicBool,
+    /// For each slot, the slots whose replicas it holds: the leases its worker watches.
+    pub(crate) watched_by: Vec<Vec<usize>>,
+    /// Set by the monitor while an expired lease waits for a driver: every worker then checks
+    /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
+    /// its own cache line.
+    pub(crate) takeover_wanted: CachePadded<AtomicBool>,
 }
 
 /// The fault-tolerance options of a pool, validated by the builder.
@@ -187,6 +203,7 @@ impl Registry {
                         .map(|h| (h, Mutex::new(Replica::new(0))))
                         .collect(),
                     parked: AtomicBool::new(false),
+                    watch: super::watch::Watch::new(std::time::Instant::now()),
                 })
             })
             .collect();
@@ -203,7 +220,16 @@ impl Registry {
         for &c in cpus.iter().rev() {
             os_cpu_node[topology.os_cpu(c)] = topology.node_index(topology.node_of(c)).unwrap_or(0);
         }
+        let watched_by = (0..n)
+            .map(|h| {
+                (0..n)
+                    .filter(|&i| slots[i].replicas.iter().any(|(holder, _)| *holder == h))
+                    .collect()
+            })
+            .collect();
         Registry {
+            watched_by,
+            takeover_wanted: CachePadded::new(AtomicBool::new(false)),
             sleep: Sleep::new(slots.len()),
             slots,
             injectors: (0..nodes.len())

@@ -56,7 +56,7 @@ pub struct PoolStats {
     pub fenced_rejections: u64,
     /// Tasks a successor adopted from its replica of the taken-over CPU's queue.
     pub tasks_recovered_from_replica: u64,
-    /// Leases the monitor judged expired (a takeover follows unless another already fenced).
+    /// Leases judged expired and acted on: a won fence, or a stall handled at the spare-thread cap.
     pub lease_expiries: u64,
     /// Largest replica lag seen, in queue operations not yet applied.
     pub replica_lag_max: u64,

@@ -36,7 +36,9 @@ pub(crate) struct WorkerThread {
     /// The thieves' end of `deque`: a fenced worker drains its own old deque only by stealing.
     own_stealer: Stealer<JobRef>,
     /// This thread's worker id in a fault plan.
-    fault_id: usize,
+    pub(crate) fault_id: usize,
+    /// Loop turns left until this worker next checks its neighbours' leases (see `watch`).
+    pub(crate) watch_countdown: Cell<u32>,
 }
 
 impl WorkerThread {
@@ -68,6 +70,7 @@ impl WorkerThread {
             token: RefCell::new(token),
             fenced: Cell::new(false),
             fault_id,
+            watch_countdown: Cell::new(super::watch::WATCH_EVERY),
         };
         CURRENT.with(|c| c.set(&worker));
         let registry = &worker.registry;
@@ -257,6 +260,7 @@ impl WorkerThread {
                 }
                 return;
             }
+            self.maybe_watch();
             if let Some(job) = self.find_work() {
                 idle_rounds = 0;
                 self.execute(job);

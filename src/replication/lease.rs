@@ -145,6 +145,15 @@ pub struct OwnerToken {
 }
 
 impl OwnerToken {
+    /// The token of the owner of `epoch`, held by `holder` (built from a won fence).
+    pub(crate) fn at(epoch: u32, holder: u32) -> Self {
+        Self {
+            epoch,
+            holder,
+            beat: 0,
+        }
+    }
+
     /// The epoch this owner runs under.
     pub fn epoch(&self) -> u32 {
         self.epoch

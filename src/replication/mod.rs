@@ -23,4 +23,4 @@ pub use log::{DEFAULT_LOG_CAPACITY, LogRead, OpLog};
 pub use replica::{Applied, Claimable, Replica, SyncReport};
 pub use stamp::Stamp;
 pub use stats::{ReplicationSnapshot, ReplicationStats};
-pub use takeover::{Adoption, take_over};
+pub use takeover::{Adoption, FencePoint, adopt, fence, take_over};

@@ -238,18 +238,21 @@ impl<T: Claimable> Replica<T> {
         self.tasks.values().filter(|t| !t.claim().is_claimed())
     }
 
-    /// Starts following `epoch` (after a takeover): older ops are stale from now on, and the
-    /// tasks of the old epoch are handed out to the caller.
+    /// Starts following `epoch` (after a takeover): older ops are stale from now on. Returns
+    /// copies of every unclaimed task of the old epoch, **keeping** them (and the redirected
+    /// ones, still owed to the holder's next `take_redirected`): if the successor that adopted
+    /// them dies before handing them on, a later successor adopts them again from here. They
+    /// leave the replica when they are seen claimed.
     pub(crate) fn advance(&mut self, epoch: u32) -> Vec<T> {
         self.epoch = self.epoch.max(epoch);
         self.needs_resync = false;
-        let mut tasks = self.take_redirected();
-        tasks.extend(
-            std::mem::take(&mut self.tasks)
-                .into_values()
-                .filter(|t| !t.claim().is_claimed()),
-        );
-        tasks
+        self.redirected.retain(|t| !t.claim().is_claimed());
+        self.redirected
+            .iter()
+            .chain(self.tasks.values())
+            .filter(|t| !t.claim().is_claimed())
+            .cloned()
+            .collect()
     }
 }
 
