@@ -6,7 +6,8 @@
 //!   `r = 2` needs 3 CPUs; on a 2-core machine those 3 workers share 2 cores).
 //! - `takeover_latency/lease_{1,5,20}ms`: one worker blocks in a syscall right after queuing a
 //!   task, while the other spins in a task with no scheduling point; the time measured is from
-//!   the block to the queued task starting elsewhere (via the monitor's takeover and the
+//!   the block to the queued task starting elsewhere (via the monitor's takeover, as the other worker
+//!   never reaches a scheduling point, and the
 //!   replacement worker). Target: at most 2 × lease. A fresh pool per sample (outside the timing).
 
 use std::sync::Arc;

@@ -78,9 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s = pool.stats();
     println!();
     println!(
-        "What happened: worker {}'s heartbeat stopped while it blocked. After a full lease the \
-         monitor thread fenced its CPU (epoch e -> e+1), so that worker can no longer take or \
-         start anything it queued. The monitor then adopted the tasks that were still unclaimed \
+        "What happened: worker {}'s heartbeat stopped while it blocked. After a full lease a \
+         neighbouring worker (or, if every worker is busy, the pool's monitor thread) fenced its \
+         CPU (epoch e -> e+1), so that worker can no longer take or start anything it queued. \
+         The same thread then adopted the tasks that were still unclaimed \
          ({} from a neighbour's replica of that CPU's queue) and started a replacement worker \
          for the same CPU (pinned to it on a detected topology) with a fresh deque. Each task starts only through a single \
          atomic claim, so copies left in the old deque are skipped, never run twice.",
