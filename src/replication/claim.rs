@@ -7,22 +7,38 @@
 //! with the `Release` in [`Claim::new`]'s publication by the spawner, so the winner sees the task's
 //! payload.
 
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
-const UNCLAIMED: usize = 0;
-const CLAIMED: usize = 1;
+const UNCLAIMED: u64 = 0;
+/// Claimed by a caller that did not say who it is ([`Claim::try_claim`]).
+const ANONYMOUS: u64 = 1;
 
-/// A one-shot claim word. `try_claim` succeeds for exactly one caller.
+/// A one-shot claim word, which is also the task's header record of *who* took it and *where*
+/// it was logged.
+///
+/// `try_claim` succeeds for exactly one caller. A worker claims with [`Claim::try_claim_as`], so
+/// the word then records the claimer's worker id and lease epoch: that is how a thief's take of
+/// another CPU's task is recorded. The victim CPU's log has a single writer, its owner, so a
+/// thief never writes to it; the header is the one place both sides already touch. The header
+/// also records the log position of the task's push ([`Claim::origin`]), which lets the owner
+/// publish a `Started` op naming it.
 ///
 /// ```
 /// use replicore::replication::Claim;
 /// let c = Claim::new();
 /// assert!(!c.is_claimed());
-/// assert!(c.try_claim());
+/// assert!(c.try_claim_as(3, 7));
 /// assert!(!c.try_claim(), "a second start is refused");
+/// assert_eq!(c.claimer(), Some((3, 7)));
 /// ```
 #[derive(Debug)]
-pub struct Claim(AtomicUsize);
+pub struct Claim {
+    /// `UNCLAIMED`, `ANONYMOUS`, or `epoch << 32 | holder << 1 | 1`.
+    word: AtomicU64,
+    /// `log id << 48 | (seq + 1)` of the push that logged the task, or 0 (never logged). Written
+    /// once by the pushing owner before the task can be popped or stolen.
+    origin: AtomicU64,
+}
 
 impl Default for Claim {
     fn default() -> Self {
@@ -36,33 +52,84 @@ impl AsRef<Claim> for Claim {
     }
 }
 
+const SEQ_BITS: u32 = 48;
+
 impl Claim {
     /// A fresh, unclaimed word.
     pub fn new() -> Self {
-        Self(AtomicUsize::new(UNCLAIMED))
+        Self {
+            word: AtomicU64::new(UNCLAIMED),
+            origin: AtomicU64::new(0),
+        }
     }
 
     /// Claims the task. Returns `true` for exactly one caller over the word's life.
     #[inline]
     pub fn try_claim(&self) -> bool {
+        self.claim_with(ANONYMOUS)
+    }
+
+    /// Claims the task as worker `holder` under lease epoch `epoch` (`holder < 2^31`), recording
+    /// both in the word. Returns `true` for exactly one caller over the word's life.
+    #[inline]
+    pub fn try_claim_as(&self, holder: u32, epoch: u32) -> bool {
+        self.claim_with((u64::from(epoch) << 32) | (u64::from(holder & 0x7fff_ffff) << 1) | 1)
+    }
+
+    #[inline]
+    fn claim_with(&self, tag: u64) -> bool {
         // A plain load first keeps losers from bouncing the cache line in exclusive mode.
-        self.0.load(Ordering::Relaxed) == UNCLAIMED
+        self.word.load(Ordering::Relaxed) == UNCLAIMED
             && self
-                .0
-                .compare_exchange(UNCLAIMED, CLAIMED, Ordering::AcqRel, Ordering::Acquire)
+                .word
+                .compare_exchange(UNCLAIMED, tag, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
     }
 
-    /// Whether someone already claimed it. A `false` may be stale by the time it is read.
+    /// Whether someone has claimed (started) the task.
     #[inline]
     pub fn is_claimed(&self) -> bool {
-        self.0.load(Ordering::Acquire) != UNCLAIMED
+        self.word.load(Ordering::Acquire) != UNCLAIMED
+    }
+
+    /// The `(holder, epoch)` that claimed the task through [`Claim::try_claim_as`], if any.
+    pub fn claimer(&self) -> Option<(u32, u32)> {
+        match self.word.load(Ordering::Acquire) {
+            UNCLAIMED | ANONYMOUS => None,
+            w => Some((((w >> 1) & 0x7fff_ffff) as u32, (w >> 32) as u32)),
+        }
+    }
+
+    /// Records that the task's push is at position `seq` of log `log_id` (`log_id < 2^16`,
+    /// `seq < 2^48 - 1`). Called by the pushing owner, before the task is visible in any queue.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// assert_eq!(c.origin(), None);
+    /// c.set_origin(2, 41);
+    /// assert_eq!(c.origin(), Some((2, 41)));
+    /// ```
+    #[inline]
+    pub fn set_origin(&self, log_id: u32, seq: u64) {
+        let packed = (u64::from(log_id & 0xffff) << SEQ_BITS) | ((seq + 1) & ((1 << SEQ_BITS) - 1));
+        self.origin.store(packed, Ordering::Relaxed);
+    }
+
+    /// Where the task's push was logged, as `(log id, seq)`, if it was.
+    #[inline]
+    pub fn origin(&self) -> Option<(u32, u64)> {
+        match self.origin.load(Ordering::Relaxed) {
+            0 => None,
+            w => Some(((w >> SEQ_BITS) as u32, (w & ((1 << SEQ_BITS) - 1)) - 1)),
+        }
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn exactly_one_of_many_threads_wins() {

@@ -59,6 +59,8 @@ pub enum Start {
 /// ```
 #[derive(Debug)]
 pub struct CoreState<T> {
+    /// This CPU's log id, recorded in the claim header of every task it logs.
+    id: u32,
     lease: Lease,
     log: OpLog<T>,
     in_hand: Slot<T>,
@@ -67,8 +69,13 @@ pub struct CoreState<T> {
 
 impl<T: Claimable> CoreState<T> {
     /// State for a CPU first owned by worker `holder`, with a log of `log_capacity` ops.
+    ///
+    /// `holder` is also the CPU's log id, which its pushes record in their tasks' claim headers
+    /// so that a start by this CPU's owner is logged as a `Started` op and a start anywhere else
+    /// is not. CPUs whose tasks can meet (one pool) need distinct ids below 2^16.
     pub fn new(holder: u32, log_capacity: usize, stats: StdArc<ReplicationStats>) -> Self {
         Self {
+            id: holder,
             lease: Lease::new(holder),
             log: OpLog::new(log_capacity),
             in_hand: Slot::new(),
@@ -99,7 +106,10 @@ impl<T: Claimable> CoreState<T> {
             self.stats.record_fenced(1);
             return Err(Fenced(task));
         }
-        let _: Stamp = self.log.append(me.epoch(), task.clone());
+        let stamp: Stamp = self.log.append(me.epoch(), task.clone());
+        // Before the task can be popped or stolen: the pool pushes it into a deque only after
+        // this returns.
+        task.claim().set_origin(self.id, stamp.seq);
         point(FaultPoint::MidPush, me.holder() as usize);
         Ok(task)
     }
@@ -127,8 +137,15 @@ impl<T: Claimable> CoreState<T> {
             self.stats.record_fenced(1);
             return Start::Fenced;
         }
-        let won = task.claim().try_claim();
+        let claim = task.claim();
+        // The claim records who took the task: for a thief, that header record is the only one
+        // (it never writes the victim's single-writer log).
+        let won = claim.try_claim_as(me.holder(), me.epoch());
         point(FaultPoint::AfterClaim, me.holder() as usize);
+        if won && let Some((_, pushed)) = claim.origin().filter(|&(log, _)| log == self.id) {
+            // Our own CPU's task: publish the start so that replicas drop it as they apply.
+            self.log.append_started(me.epoch(), pushed);
+        }
         if won {
             Start::Run
         } else {

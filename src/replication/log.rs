@@ -18,7 +18,11 @@ pub const DEFAULT_LOG_CAPACITY: usize = 1024;
 #[cfg(loom)]
 pub const DEFAULT_LOG_CAPACITY: usize = 2;
 
-/// A bounded op log of `(Stamp, T)` entries; `T` is the pool's shared task handle.
+/// A bounded op log of stamped ops; `T` is the pool's shared task handle.
+///
+/// Two kinds of op: a push (`append`), which carries the task, and a start (`append_started`),
+/// which names the position of the push whose task the owner just claimed, so that replicas drop
+/// it as they apply the log. Both are written by the CPU's owner only.
 ///
 /// ```
 /// use replicore::replication::{LogRead, OpLog};
@@ -32,17 +36,30 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2;
 /// ```
 #[derive(Debug)]
 pub struct OpLog<T> {
-    slots: Box<[Slot<(Stamp, T)>]>,
+    slots: Box<[Slot<Stamped<T>>]>,
     tail: AtomicU64,
     /// Every position below this one may have been skipped (a pinned slot was not overwritten).
     overrun_upto: AtomicU64,
 }
 
+/// One logged op.
+#[derive(Debug, Clone)]
+enum Entry<T> {
+    Push(T),
+    /// The owner claimed the task pushed at this position.
+    Started(u64),
+}
+
+/// A log slot's content.
+type Stamped<T> = (Stamp, Entry<T>);
+
 /// What a reader found at one position.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogRead<T> {
-    /// The entry at that position.
+    /// A push of this task.
     Op(Stamp, T),
+    /// The owner started (claimed) the task whose push is at the given position.
+    Started(Stamp, u64),
     /// Not published yet (or its writer is mid-write, or crashed mid-write).
     NotYet,
     /// Lost to wrap-around or a skipped write: the reader must resync by other means.
@@ -71,6 +88,25 @@ impl<T: Clone> OpLog<T> {
 
     /// Publishes `value` stamped with `epoch` and the next position. Never waits.
     pub fn append(&self, epoch: u32, value: T) -> Stamp {
+        self.put(epoch, Entry::Push(value))
+    }
+
+    /// Appends "the task pushed at position `pushed` was started by its owner", stamped with
+    /// `epoch`. Never waits, like [`OpLog::append`]. The entry holds no task handle, so it costs
+    /// no reference count.
+    ///
+    /// ```
+    /// use replicore::replication::{LogRead, OpLog, Stamp};
+    /// let log = OpLog::new(4);
+    /// let pushed = log.append(0, "task");
+    /// log.append_started(0, pushed.seq);
+    /// assert_eq!(log.read(1), LogRead::Started(Stamp { epoch: 0, seq: 1 }, 0));
+    /// ```
+    pub fn append_started(&self, epoch: u32, pushed: u64) -> Stamp {
+        self.put(epoch, Entry::Started(pushed))
+    }
+
+    fn put(&self, epoch: u32, value: Entry<T>) -> Stamp {
         let seq = self.tail.fetch_add(1, Ordering::SeqCst);
         let stamp = Stamp { epoch, seq };
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
@@ -84,7 +120,8 @@ impl<T: Clone> OpLog<T> {
     pub fn read(&self, seq: u64) -> LogRead<T> {
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
         match slot.read(seq + 1) {
-            SlotRead::Value((stamp, v)) => LogRead::Op(stamp, v),
+            SlotRead::Value((stamp, Entry::Push(v))) => LogRead::Op(stamp, v),
+            SlotRead::Value((stamp, Entry::Started(pushed))) => LogRead::Started(stamp, pushed),
             SlotRead::Newer => LogRead::Gap,
             SlotRead::Older => {
                 if self.overrun_upto.load(Ordering::SeqCst) > seq

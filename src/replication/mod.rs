@@ -20,7 +20,7 @@ pub use self::core::{CoreState, Fenced, Start};
 pub use claim::Claim;
 pub use lease::{FenceError, Lease, LeaseObserver, LeaseState, OwnerToken};
 pub use log::{DEFAULT_LOG_CAPACITY, LogRead, OpLog};
-pub use replica::{Applied, Claimable, Replica, SyncReport};
+pub use replica::{Applied, Claimable, PRUNE_AT, Replica, SyncReport};
 pub use stamp::Stamp;
 pub use stats::{ReplicationSnapshot, ReplicationStats};
 pub use takeover::{Adoption, FencePoint, adopt, fence, take_over};

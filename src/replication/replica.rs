@@ -8,9 +8,12 @@
 //! owner may pop that task back out of its old deque and then crash, and then the log is the only
 //! place left that knows it.
 //!
-//! Tasks are removed lazily: a batch prunes tasks whose [`Claim`] is taken. Taking a task "in
-//! hand" is therefore not an op at all: the replica keeps it until it is claimed, which is what
-//! lets a successor recover the in-hand task without the owner logging every pop.
+//! Tasks leave the replica when they are started. The owner's start of its own task is an op in
+//! the log (`Started`, naming the push's position), applied in order like a push. A thief's start
+//! of a task is recorded on the task's [`Claim`] header instead (the victim's log has one writer),
+//! so every batch also prunes tasks whose claim is taken. Taking a task "in hand" is not an op
+//! here: the replica keeps a popped task until it is claimed, which is what lets a successor
+//! recover the in-hand task.
 //!
 //! **Gap.** If the replica falls more than the log's capacity behind, or a write was skipped, it
 //! cannot know which tasks it missed. It marks itself `needs_resync`; a successor using it then
@@ -22,6 +25,13 @@ use std::time::{Duration, Instant};
 use super::claim::Claim;
 use super::log::{LogRead, OpLog};
 use super::stamp::Stamp;
+
+/// Above this many recorded tasks, a sync first drops those whose claim is taken.
+#[cfg(not(loom))]
+pub const PRUNE_AT: usize = 64;
+/// Above this many recorded tasks, a sync first drops those whose claim is taken.
+#[cfg(loom)]
+pub const PRUNE_AT: usize = 2;
 
 /// A task handle the protocol can reason about: the pool's `Arc`'d task header.
 ///
@@ -47,6 +57,8 @@ pub enum Applied {
     Duplicate,
     /// Stamp from an epoch older than the replica's: rejected.
     Stale,
+    /// A start op: the task it names was removed.
+    Started,
 }
 
 /// Outcome of one [`Replica::sync`] batch.
@@ -58,6 +70,8 @@ pub struct SyncReport {
     pub duplicates: usize,
     /// Ops rejected as stale.
     pub stale: usize,
+    /// Start ops applied (tasks removed because their owner started them).
+    pub started: usize,
     /// The batch hit a gap; the replica now needs a resync.
     pub gap: bool,
 }
@@ -68,6 +82,7 @@ impl SyncReport {
             Applied::Inserted => self.inserted += 1,
             Applied::Duplicate => self.duplicates += 1,
             Applied::Stale => self.stale += 1,
+            Applied::Started => self.started += 1,
         }
     }
 }
@@ -94,7 +109,8 @@ pub struct Replica<T> {
     /// Next log position to read.
     next: u64,
     last: Option<Stamp>,
-    tasks: BTreeMap<Stamp, T>,
+    /// Recorded tasks by the log position of their push (positions increase with stamps).
+    tasks: BTreeMap<u64, T>,
     needs_resync: bool,
     /// Unclaimed tasks of stale ops, to be re-enqueued by the replica's holder.
     redirected: Vec<T>,
@@ -151,19 +167,56 @@ impl<T: Claimable> Replica<T> {
             return Applied::Duplicate;
         }
         self.last = Some(stamp);
-        self.tasks.insert(stamp, task);
+        self.tasks.insert(stamp.seq, task);
         Applied::Inserted
     }
 
+    /// Applies a start op: the owner claimed the task pushed at position `pushed`, so the replica
+    /// drops it. A stale start (a fenced owner whose claim check preceded the fence) drops it
+    /// too: the task is claimed either way, and no one may adopt it.
+    ///
+    /// ```
+    /// use replicore::replication::{Applied, Claim, Replica, Stamp};
+    /// use std::sync::Arc;
+    /// let mut r = Replica::new(0);
+    /// r.apply(Stamp { epoch: 0, seq: 0 }, Arc::new(Claim::new()));
+    /// assert_eq!(r.apply_started(Stamp { epoch: 0, seq: 1 }, 0), Applied::Started);
+    /// assert_eq!(r.unclaimed().count(), 0);
+    /// ```
+    pub fn apply_started(&mut self, stamp: Stamp, pushed: u64) -> Applied {
+        self.tasks.remove(&pushed);
+        if stamp.epoch < self.epoch {
+            return Applied::Started;
+        }
+        self.epoch = stamp.epoch;
+        if self.last.is_some_and(|l| stamp <= l) {
+            return Applied::Duplicate;
+        }
+        self.last = Some(stamp);
+        Applied::Started
+    }
+
     /// Reads and applies at most `max` ops from `log`, stopping at position `upto` (exclusive),
-    /// at an unpublished op, or at a gap. Prunes claimed tasks first.
+    /// at an unpublished op, or at a gap.
+    ///
+    /// Tasks the owner started leave as their `Started` ops are applied. Tasks started elsewhere
+    /// (a thief, an adopter) are recorded only on their claim headers, so they are pruned by a
+    /// scan of the claims, which runs only when the replica holds more than [`PRUNE_AT`] tasks:
+    /// a batch costs its ops, not the replica's size. A claimed task left in the replica is
+    /// harmless: adoption and [`Replica::unclaimed`] skip it.
     pub fn sync(&mut self, log: &OpLog<T>, upto: u64, max: usize) -> SyncReport {
-        self.tasks.retain(|_, t| !t.claim().is_claimed());
+        if self.tasks.len() > PRUNE_AT {
+            self.tasks.retain(|_, t| !t.claim().is_claimed());
+        }
         let mut report = SyncReport::default();
         let holes = std::mem::take(&mut self.holes);
         for pos in holes {
             match log.read(pos) {
                 LogRead::Op(stamp, task) => report.count(self.apply_late(stamp, task)),
+                LogRead::Started(_, pushed) => {
+                    self.tasks.remove(&pushed);
+                    report.count(Applied::Started);
+                }
                 LogRead::NotYet => self.holes.push(pos),
                 LogRead::Gap => {
                     self.needs_resync = true;
@@ -176,6 +229,11 @@ impl<T: Claimable> Replica<T> {
             match log.read(self.next) {
                 LogRead::Op(stamp, task) => {
                     report.count(self.apply(stamp, task));
+                    self.next += 1;
+                    n += 1;
+                }
+                LogRead::Started(stamp, pushed) => {
+                    report.count(self.apply_started(stamp, pushed));
                     self.next += 1;
                     n += 1;
                 }
@@ -209,10 +267,10 @@ impl<T: Claimable> Replica<T> {
         if stamp.epoch < self.epoch {
             return self.apply(stamp, task);
         }
-        if self.tasks.contains_key(&stamp) {
+        if self.tasks.contains_key(&stamp.seq) {
             return Applied::Duplicate;
         }
-        self.tasks.insert(stamp, task);
+        self.tasks.insert(stamp.seq, task);
         Applied::Inserted
     }
 
@@ -231,6 +289,26 @@ impl<T: Claimable> Replica<T> {
     /// re-enqueue them; copies may also be in the old deque, and the claim picks one.
     pub fn take_redirected(&mut self) -> Vec<T> {
         std::mem::take(&mut self.redirected)
+    }
+
+    /// Tasks recorded, claimed or not (claimed ones are pruned lazily; see [`Replica::sync`]).
+    ///
+    /// ```
+    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// use std::sync::Arc;
+    /// let mut r = Replica::new(0);
+    /// let t = Arc::new(Claim::new());
+    /// r.apply(Stamp { epoch: 0, seq: 0 }, t.clone());
+    /// assert!(t.try_claim()); // a thief started it: recorded on its header only
+    /// assert_eq!((r.len(), r.unclaimed().count()), (1, 0));
+    /// ```
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether the replica records no task.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 
     /// Tasks recorded and not yet seen claimed.

@@ -1,0 +1,108 @@
+//! The cost of run-queue replication, measured so that a shared, noisy machine still gives a
+//! usable answer: a pool with `replication_factor(0)` and one with `replication_factor(1)` run
+//! the same workloads in alternation, many times, and the minimum and median of each are printed.
+//! The minimum is the run least disturbed by other processes, so `r = 1` against `r = 0` at the
+//! minimum is the cleanest estimate of the protocol's own cost.
+//!
+//! `cargo run --release --example replication_cost -- [rounds]` (default 300).
+//!
+//! - `spawn_many`: one task spawns 10 000 tasks from inside the pool (every one a logged push,
+//!   and with `r = 1` a logged start).
+//! - `fib(25)`: `join` only; `join`'s second half is never logged.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use replicore::ThreadPool;
+
+const SPAWNS: usize = 10_000;
+
+fn fib(n: u32) -> u64 {
+    if n < 2 {
+        return n as u64;
+    }
+    let (a, b) = replicore::join(|| fib(n - 1), || fib(n - 2));
+    a + b
+}
+
+fn spawn_many(p: &ThreadPool) {
+    let left = Arc::new(AtomicUsize::new(SPAWNS));
+    let (tx, rx) = sync_channel(1);
+    p.spawn(move || {
+        for _ in 0..SPAWNS {
+            let (left, tx) = (left.clone(), tx.clone());
+            replicore::spawn(move || {
+                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    tx.send(()).unwrap();
+                }
+            });
+        }
+    });
+    rx.recv().unwrap();
+}
+
+/// (minimum, median) in milliseconds.
+fn min_median(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(v[0]), ms(v[v.len() / 2]))
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn main() {
+    let rounds: usize = match std::env::args().nth(1) {
+        Some(s) => match s.parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("rounds must be a positive integer, got {s:?}");
+                std::process::exit(2);
+            }
+        },
+        None => 300,
+    };
+    let pools = [0, 1].map(|r| {
+        ThreadPool::builder()
+            .num_threads(2)
+            .replication_factor(r)
+            .build()
+            .expect("a 2-thread pool")
+    });
+    let mut spawns = [Vec::new(), Vec::new()];
+    let mut fibs = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (r, pool) in pools.iter().enumerate() {
+            spawns[r].push(time(|| spawn_many(pool)));
+            fibs[r].push(time(|| {
+                pool.install(|| fib(25));
+            }));
+        }
+    }
+    let s = spawns.map(min_median);
+    let f = fibs.map(min_median);
+    println!("{rounds} alternating rounds, 2 workers; minimum / median in ms");
+    println!(
+        "spawn_many (10k): r=0 {:.3} / {:.3}, r=1 {:.3} / {:.3}: r=1 costs {:+.1}% at the minimum, {:+.1}% at the median",
+        s[0].0,
+        s[0].1,
+        s[1].0,
+        s[1].1,
+        (s[1].0 / s[0].0 - 1.0) * 100.0,
+        (s[1].1 / s[0].1 - 1.0) * 100.0
+    );
+    println!(
+        "fib(25):          r=0 {:.3} / {:.3}, r=1 {:.3} / {:.3}: r=1 costs {:+.1}% at the minimum, {:+.1}% at the median",
+        f[0].0,
+        f[0].1,
+        f[1].0,
+        f[1].1,
+        (f[1].0 / f[0].0 - 1.0) * 100.0,
+        (f[1].1 / f[0].1 - 1.0) * 100.0
+    );
+}
