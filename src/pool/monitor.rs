@@ -101,22 +101,35 @@ fn run(registry: Arc<Registry>) {
     }
 }
 
-/// Every replica catches up with its CPU's log (never blocking the owner), re-enqueues the
-/// redirected pushes it found, and reports its lag. A replica whose lock is taken (its holder is
-/// applying, or stalled or crashed while applying) is skipped this tick.
+/// Every replica catches up with its CPU's log (never blocking the owner). A replica whose lock
+/// is taken (a takeover is applying it, or stalled or crashed while applying it) is skipped this
+/// tick.
 fn sync_replicas(registry: &Registry) {
     for slot in registry.slots.iter() {
         for (_, replica) in &slot.replicas {
-            let Some(mut replica) = replica.try_lock() else {
-                continue;
-            };
-            let log = slot.core.log();
-            replica.sync(log, log.tail(), log.capacity());
-            let (ops, time) = replica.lag(log);
-            registry.replication.record_lag(ops, time);
-            let redirected = replica.take_redirected();
-            drop(replica);
-            reoffer(registry, redirected);
+            if let Some(replica) = replica.try_lock() {
+                apply_batch(registry, &slot.core, replica, usize::MAX);
+            }
         }
     }
+}
+
+/// One batch of at most `max` ops into a locked replica: records lag and gaps, and re-enqueues
+/// the redirected pushes it found (after unlocking).
+fn apply_batch(
+    registry: &Registry,
+    core: &crate::replication::CoreState<super::logged::Handle>,
+    mut replica: crate::sync::MutexGuard<'_, crate::replication::Replica<super::logged::Handle>>,
+    max: usize,
+) {
+    let log = core.log();
+    let report = replica.sync(log, log.tail(), max);
+    if report.gap {
+        registry.replication.record_gap();
+    }
+    let (ops, time) = replica.lag(log);
+    registry.replication.record_lag(ops, time);
+    let redirected = replica.take_redirected();
+    drop(replica);
+    reoffer(registry, redirected);
 }

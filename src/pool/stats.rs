@@ -68,6 +68,9 @@ pub struct PoolStats {
     /// CPU's replicated tasks went to the injectors for the other workers (see
     /// `ThreadPoolBuilder::max_spare_threads`).
     pub takeovers_without_replacement: u64,
+    /// Replica syncs that found a gap (the replica fell more than the log's 1024 ops behind):
+    /// a takeover using such a replica also scans the old deque and the in-hand slot.
+    pub replica_gaps: u64,
 }
 
 impl PoolStats {
@@ -79,6 +82,7 @@ impl PoolStats {
         self.replica_lag_max = r.replica_lag_max;
         self.replica_lag_max_time = r.replica_lag_max_time;
         self.replacement_threads = r.replacement_threads;
+        self.replica_gaps = r.replica_gaps;
     }
 
     pub(crate) fn add(&mut self, s: &SlotStats) {

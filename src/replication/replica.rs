@@ -224,6 +224,16 @@ impl<T: Claimable> Replica<T> {
                 }
             }
         }
+        // Positions more than a capacity below the tail are overwritten (or about to be): step
+        // over them in one go instead of reading each as a gap, so a replica that fell far
+        // behind costs one gap, not one per lost position, and resumes at the oldest entry
+        // still readable.
+        let oldest = log.tail().saturating_sub(log.capacity() as u64);
+        if self.next < oldest && self.next < upto {
+            self.needs_resync = true;
+            report.gap = true;
+            self.next = oldest.min(upto);
+        }
         let mut n = 0;
         while self.next < upto && n < max {
             match log.read(self.next) {
@@ -377,6 +387,7 @@ mod tests {
         assert_eq!(r.lag(&log).0, 5);
         let rep = r.sync(&log, log.tail(), 100);
         assert!(rep.gap && r.needs_resync());
+        assert_eq!(r.position(), 5, "one sync steps over every lost position");
         assert_eq!(
             rep.inserted, 2,
             "the last `capacity` ops are still readable"

@@ -26,6 +26,7 @@ pub struct ReplicationStats {
     replica_lag_max: AtomicU64,
     replica_lag_max_micros: AtomicU64,
     replacement_threads: AtomicU64,
+    replica_gaps: AtomicU64,
 }
 
 /// A point-in-time copy of [`ReplicationStats`].
@@ -45,6 +46,10 @@ pub struct ReplicationSnapshot {
     pub replica_lag_max_time: Duration,
     /// Replacement workers started after takeovers (recorded by the pool).
     pub replacement_threads: u64,
+    /// Replica syncs that found a gap: the replica fell more than the log's capacity behind
+    /// (or a write was skipped), so a takeover using it also scans the old deque and the
+    /// in-hand slot.
+    pub replica_gaps: u64,
 }
 
 impl ReplicationStats {
@@ -58,6 +63,7 @@ impl ReplicationStats {
             replica_lag_max: self.replica_lag_max.load(Relaxed),
             replica_lag_max_time: Duration::from_micros(self.replica_lag_max_micros.load(Relaxed)),
             replacement_threads: self.replacement_threads.load(Relaxed),
+            replica_gaps: self.replica_gaps.load(Relaxed),
         }
     }
 
@@ -79,6 +85,10 @@ impl ReplicationStats {
     /// Records a replacement worker thread started by the pool.
     pub fn record_replacement(&self) {
         self.replacement_threads.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn record_gap(&self) {
+        self.replica_gaps.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn record_fenced(&self, n: u64) {

@@ -103,6 +103,9 @@ pub fn adopt<T: Claimable>(
     loop {
         let report = replica.sync(core.log(), fence.tail, usize::MAX);
         core.stats().record_fenced(report.stale as u64);
+        if report.gap {
+            core.stats().record_gap();
+        }
         if replica.position() >= fence.tail {
             break;
         }
