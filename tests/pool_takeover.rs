@@ -202,3 +202,67 @@ fn blocked_joiner_gets_its_join_back() {
     );
     assert!(stats.takeovers >= 1, "{stats:?}");
 }
+
+/// A burst of pushes far beyond the log's capacity (1024) overruns the replica between two
+/// monitor ticks: the replica counts a gap, and the takeover that follows (the spawner then
+/// sleeps for ten leases while the other worker is busy) falls back to the old deque and the
+/// in-hand slot. Every task still runs exactly once.
+#[test]
+fn burst_past_log_capacity_counts_a_gap_and_nothing_is_lost() {
+    const BURST: usize = 8 * 1024;
+    let lease = Duration::from_millis(10);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .replication_factor(1)
+        .lease(lease)
+        .build()
+        .unwrap();
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..BURST).map(|_| AtomicUsize::new(0)).collect());
+    let all_ran = {
+        let runs = runs.clone();
+        move || runs.iter().all(|r| r.load(Ordering::SeqCst) >= 1)
+    };
+    let hog_running = Arc::new(AtomicBool::new(false));
+    {
+        // Keeps the other worker busy (no scheduling point) until the burst has run.
+        let (hog_running, all_ran) = (hog_running.clone(), all_ran.clone());
+        pool.spawn(move || {
+            hog_running.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while !all_ran() && t0.elapsed() < Duration::from_secs(20) {
+                std::hint::spin_loop();
+            }
+        });
+    }
+    while !hog_running.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    {
+        let runs = runs.clone();
+        pool.spawn(move || {
+            for i in 0..BURST {
+                let runs = runs.clone();
+                replicore::spawn(move || {
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            std::thread::sleep(lease * 10);
+        });
+    }
+    let t0 = Instant::now();
+    while !all_ran() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "watchdog: burst tasks never ran; {:?}",
+            pool.stats()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = pool.stats();
+    drop(pool);
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r.load(Ordering::SeqCst), 1, "task {i}; {stats:?}");
+    }
+    assert!(stats.replica_gaps >= 1, "{stats:?}");
+    assert!(stats.takeovers >= 1, "{stats:?}");
+}
