@@ -44,7 +44,7 @@ pub use pool::{
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, StackJob};
+    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, SharedJob, StackJob};
     pub use crate::pool::sleep::{CoreLatch, Sleep, Slept};
     pub use crate::replication::claim::Claim;
     pub use crate::replication::*;

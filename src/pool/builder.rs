@@ -216,7 +216,9 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Names worker threads; the default is `replicore-{index}`.
+    /// Names worker threads; the default is `replicore-{index}`. The names are made once, at
+    /// `build`: a replacement worker started after a takeover of CPU slot `index` takes the same
+    /// name as the worker it replaces.
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(1).thread_name(|i| format!("w{i}")).build()?;
@@ -428,6 +430,12 @@ impl ThreadPoolBuilder {
             max_spare_threads,
             pin,
             stack_size: self.stack_size,
+            thread_names: (0..n)
+                .map(|index| match &self.thread_name {
+                    Some(f) => f(index),
+                    None => format!("replicore-{index}"),
+                })
+                .collect(),
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
@@ -440,10 +448,7 @@ impl ThreadPoolBuilder {
         };
         let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
         for (index, deque) in deques.into_iter().enumerate() {
-            let name = match &self.thread_name {
-                Some(f) => f(index),
-                None => format!("replicore-{index}"),
-            };
+            let name = registry.config.thread_names[index].clone();
             let token = registry.slots[index].core.lease().owner_token();
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.

@@ -117,6 +117,7 @@ fn current_registry() -> std::sync::Arc<registry::Registry> {
 /// assert_eq!(fib(20), 6765);
 /// ```
 #[cfg(not(loom))]
+#[inline]
 pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,

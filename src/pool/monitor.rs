@@ -254,7 +254,7 @@ impl Monitor {
                 deque,
                 token,
                 registry.num_threads() + spare_no,
-                format!("replicore-{i}-replacement-{spare_no}"),
+                registry.config.thread_names[i].clone(),
             )
             .is_ok()
         };

@@ -137,7 +137,7 @@ impl Lease {
 /// assert_eq!((t.epoch(), t.holder()), (0, 7));
 /// t.renew(&lease);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct OwnerToken {
     epoch: u32,
     holder: u32,
