@@ -36,7 +36,7 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 pub use pool::{
     BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR,
     MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, PoolStats, Scope, ThreadPool,
-    ThreadPoolBuilder, current_thread_index, join, scope, spawn,
+    ThreadPoolBuilder, Yield, current_thread_index, join, scope, spawn, yield_now,
 };
 
 /// Crate internals that the `loom-tests` workspace member model-checks. Only built under

@@ -261,6 +261,21 @@ impl WorkerThread {
         bump(&self.slot_stats().tasks_executed);
     }
 
+    /// [`crate::yield_now`] on this worker: a scheduling point that runs at most one found task.
+    pub(crate) fn yield_now(&self) -> super::Yield {
+        self.renew();
+        if self.is_fenced() {
+            return super::Yield::Idle;
+        }
+        match self.find_work() {
+            Some(job) => {
+                self.execute(job);
+                super::Yield::Executed
+            }
+            None => super::Yield::Idle,
+        }
+    }
+
     /// Runs other work until `latch` is set.
     #[inline]
     pub(crate) fn wait_until(&self, latch: &CoreLatch) {
