@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo run --release --example tour`; set `REPLICORE_TOPOLOGY="numa:2 core:2 pu:1"`
 //! to act out a two-socket machine.
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use replicore::nr::{NrConfig, ReplicatedHashMap};
 use replicore::{ThreadPool, Topology};
 use std::collections::HashMap;
@@ -150,8 +150,9 @@ fn sort_with_progress(
     let ms = format!("{:.1} ms", elapsed.as_secs_f64() * 1e3);
     if bar.is_hidden() {
         println!(
-            "{label:>10}: {placed} of {} keys placed in {ms}",
-            keys.len()
+            "{label:>10}: {} of {} keys placed in {ms}",
+            HumanCount(placed as u64),
+            HumanCount(keys.len() as u64)
         );
     } else {
         bar.finish_with_message(ms);
