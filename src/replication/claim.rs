@@ -38,11 +38,28 @@ impl AsRef<Claim> for Claim {
 
 impl Claim {
     /// A fresh, unclaimed word.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// assert!(!c.is_claimed());
+    /// ```
     pub fn new() -> Self {
         Self(AtomicUsize::new(UNCLAIMED))
     }
 
     /// Claims the task. Returns `true` for exactly one caller over the word's life.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// // Four threads race to start the same task: exactly one wins.
+    /// let winners: usize = std::thread::scope(|s| {
+    ///     let racers: Vec<_> = (0..4).map(|_| s.spawn(|| c.try_claim())).collect();
+    ///     racers.into_iter().map(|r| usize::from(r.join().unwrap())).sum()
+    /// });
+    /// assert_eq!(winners, 1);
+    /// ```
     #[inline]
     pub fn try_claim(&self) -> bool {
         // A plain load first keeps losers from bouncing the cache line in exclusive mode.
@@ -54,6 +71,13 @@ impl Claim {
     }
 
     /// Whether someone already claimed it. A `false` may be stale by the time it is read.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// assert!(c.try_claim());
+    /// assert!(c.is_claimed());
+    /// ```
     #[inline]
     pub fn is_claimed(&self) -> bool {
         self.0.load(Ordering::Acquire) != UNCLAIMED
