@@ -14,27 +14,26 @@ pub(crate) mod job;
 pub(crate) mod sleep;
 
 #[cfg(not(loom))]
-mod broadcast;
+macro_rules! pool_modules {
+    ($($name:ident),* $(,)?) => { $(mod $name;)* };
+}
+
+// The pool proper runs on OS threads and crossbeam's deques, which loom cannot drive; loom builds
+// only `job` and `sleep` (above) and the replication types.
 #[cfg(not(loom))]
-mod builder;
-#[cfg(not(loom))]
-mod join;
-#[cfg(not(loom))]
-mod latch;
-#[cfg(not(loom))]
-mod logged;
-#[cfg(not(loom))]
-mod monitor;
-#[cfg(not(loom))]
-mod registry;
-#[cfg(not(loom))]
-mod scope;
-#[cfg(not(loom))]
-mod stats;
-#[cfg(not(loom))]
-mod thread_pool;
-#[cfg(not(loom))]
-mod worker;
+pool_modules!(
+    broadcast,
+    builder,
+    join,
+    latch,
+    logged,
+    monitor,
+    registry,
+    scope,
+    stats,
+    thread_pool,
+    worker
+);
 
 #[cfg(not(loom))]
 pub use self::{
