@@ -2,7 +2,8 @@
 //! side by side in one criterion group per case. Every pool is built once, outside `b.iter`.
 //!
 //! `cargo bench --bench pool`. fib and quicksort are fork-join (`join`), which tokio does not
-//! have, so they compare against rayon only; the spawn cases compare against both.
+//! have, so they compare against rayon only; the spawn, ping-pong and yield cases compare against
+//! both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -335,12 +336,137 @@ fn scope_fanout(c: &mut Criterion) {
     g.finish();
 }
 
+const PINGS: usize = 1_000;
+const YIELDERS: usize = 200;
+const YIELDS: usize = 100;
+
+/// One ping: spawn the pong, then wait for its answer by yielding to the pool. A thread pool has
+/// no `await`: replicore and rayon wait with `yield_now`, which runs queued tasks (often the pong
+/// itself) meanwhile; tokio awaits a oneshot. 1000 pings from outside, concurrently.
+fn ping_pong(c: &mut Criterion) {
+    use std::sync::atomic::AtomicBool;
+    let (rp, ry, rt) = (replicore_pool(), rayon_pool(), tokio_rt());
+    let mut g = configure(c, "ping_pong_1k");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(PINGS);
+            for _ in 0..PINGS {
+                let cd = cd.clone();
+                rp.spawn(move || {
+                    let answered = Arc::new(AtomicBool::new(false));
+                    let pong = answered.clone();
+                    replicore::spawn(move || pong.store(true, Ordering::Release));
+                    while !answered.load(Ordering::Acquire) {
+                        if replicore::yield_now() == Some(replicore::Yield::Idle) {
+                            std::thread::yield_now();
+                        }
+                    }
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(PINGS);
+            for _ in 0..PINGS {
+                let cd = cd.clone();
+                ry.spawn(move || {
+                    let answered = Arc::new(AtomicBool::new(false));
+                    let pong = answered.clone();
+                    rayon::spawn(move || pong.store(true, Ordering::Release));
+                    while !answered.load(Ordering::Acquire) {
+                        if rayon::yield_now() == Some(rayon::Yield::Idle) {
+                            std::thread::yield_now();
+                        }
+                    }
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(PINGS);
+            for _ in 0..PINGS {
+                let cd = cd.clone();
+                rt.spawn(async move {
+                    let (tx, answer) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move { tx.send(()).unwrap() });
+                    answer.await.unwrap();
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.finish();
+}
+
+/// 200 tasks from outside, each yielding to its scheduler 100 times (tokio's `yield_many`
+/// shape). replicore and rayon run another queued task inside each yield when there is one;
+/// tokio re-queues the yielding task.
+fn yield_many(c: &mut Criterion) {
+    let (rp, ry, rt) = (replicore_pool(), rayon_pool(), tokio_rt());
+    let mut g = configure(c, "yield_many");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(YIELDERS);
+            for _ in 0..YIELDERS {
+                let cd = cd.clone();
+                rp.spawn(move || {
+                    for _ in 0..YIELDS {
+                        std::hint::black_box(replicore::yield_now());
+                    }
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(YIELDERS);
+            for _ in 0..YIELDERS {
+                let cd = cd.clone();
+                ry.spawn(move || {
+                    for _ in 0..YIELDS {
+                        std::hint::black_box(rayon::yield_now());
+                    }
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (cd, rx) = Countdown::new(YIELDERS);
+            for _ in 0..YIELDERS {
+                let cd = cd.clone();
+                rt.spawn(async move {
+                    for _ in 0..YIELDS {
+                        tokio::task::yield_now().await;
+                    }
+                    cd.tick();
+                });
+            }
+            rx.recv().unwrap();
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     fib,
     spawn_many,
     chained_spawn,
     quicksort,
-    scope_fanout
+    scope_fanout,
+    ping_pong,
+    yield_many
 );
 criterion_main!(benches);

@@ -1,23 +1,91 @@
 //! # replicore
 //!
 //! A runtime for multicore and multi-socket machines, in two halves that share one
-//! [`Topology`] model:
+//! [`Topology`] model of the machine (CPUs, caches, NUMA nodes):
 //!
-//! 1. **A fault-tolerant work-stealing thread pool.** One worker per CPU, NUMA-aware stealing,
-//!    and run queues replicated to neighbour CPUs so that a stalled or dead worker's core is
-//!    taken over with no task lost and none started twice.
-//! 2. **NUMA-aware replicated data structures** ([`nr`]): one replica of a sequential structure
-//!    per NUMA node, a shared log ordering writes, and flat combining within a node.
+//! 1. **A work-stealing thread pool that survives stalled and dead workers** ([`ThreadPool`]).
+//!    It has a rayon-style API ([`join`], [`scope`], [`spawn`], [`ThreadPool::install`],
+//!    [`ThreadPool::broadcast`]) and NUMA-aware stealing. Each worker holds a lease on its CPU;
+//!    when a worker stops making progress, a monitor fences it and another thread adopts its
+//!    queued tasks, so none is lost and none starts twice.
+//! 2. **NUMA-aware replicated data structures** ([`nr`]): one replica of a plain sequential
+//!    structure per NUMA node, a shared log that orders writes, and flat combining within a
+//!    node, so reads stay on the local node.
 //!
-//! Both halves are model-checked with loom (`cargo loom`) and benchmarked with criterion.
+//! Use rayon for data parallelism and tokio for async I/O; use replicore when CPU-bound tasks
+//! may block or stall a worker and queued work must still run exactly once, when the pool should
+//! follow the machine's NUMA layout, or for a read-mostly structure replicated per node. The
+//! README compares it with rayon, tokio, Go's scheduler and node-replication, with measured
+//! figures and the current limitations.
+//!
+//! ## The pool
+//!
+//! ```
+//! use replicore::ThreadPool;
+//! let pool = ThreadPool::builder().num_threads(2).build()?;
+//! // Fork-join inside the pool: both halves may run in parallel.
+//! let sum = pool.install(|| {
+//!     let (a, b) = replicore::join(|| (0..1000u64).sum::<u64>(), || (1000..2000u64).sum::<u64>());
+//!     a + b
+//! });
+//! assert_eq!(sum, (0..2000u64).sum());
+//! // Borrowing tasks that all finish before `scope` returns.
+//! let mut parts = [0u64; 4];
+//! pool.scope(|s| {
+//!     for (i, p) in parts.iter_mut().enumerate() {
+//!         s.spawn(move |_| *p = i as u64 * 10);
+//!     }
+//! });
+//! assert_eq!(parts, [0, 10, 20, 30]);
+//! # Ok::<(), replicore::BuildError>(())
+//! ```
+//!
+//! Guarantees (the design's G1–G5): every accepted task runs (G1, with the crash-coverage gaps
+//! listed in the README), no task starts twice (G2), a worker silent for a whole lease is taken
+//! over within about two leases (G3), a fenced worker cannot act under its old ownership and its
+//! later pushes are redirected (G4), and a panicking task kills neither its worker nor other
+//! tasks: [`join`] and [`scope`] re-raise it, [`spawn`] hands it to the panic handler (G5). The
+//! protocol is described in the [`replication`] module.
+//!
+//! ## Node replication
+//!
+//! ```
+//! use replicore::{Topology, nr::ReplicatedHashMap};
+//! // Two replicas on a synthetic two-node machine, usable on any box.
+//! let topo = Topology::synthetic(2, 1, 1)?;
+//! let map = ReplicatedHashMap::new(&topo)?;
+//! let on_node0 = map.register(topo.nodes()[0])?;
+//! let on_node1 = map.register(topo.nodes()[1])?;
+//! on_node0.insert(7u64, 49u64);
+//! assert_eq!(on_node1.get(&7), Some(49)); // linearizable across replicas
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Your own structure: implement [`nr::Dispatch`] and wrap it in [`nr::NodeReplicated`].
+//!
+//! ## The machine
+//!
+//! [`Topology::detect`] reads Linux sysfs (or hwloc with the `hwloc` feature) and honours the
+//! `REPLICORE_TOPOLOGY` environment variable, which describes a synthetic machine:
 //!
 //! ```
 //! use replicore::Topology;
-//! // A synthetic two-socket machine, usable on any box.
 //! let topo: Topology = "numa:2 core:2 pu:1".parse()?;
 //! assert_eq!(topo.num_nodes(), 2);
 //! # Ok::<(), replicore::TopologyError>(())
 //! ```
+//!
+//! ## Modules and features
+//!
+//! - [`topology`]: the machine model, detection, synthetic specs, neighbour order.
+//! - [`nr`]: node replication, [`nr::ReplicatedHashMap`], [`nr::ReplicatedCounter`].
+//! - [`replication`]: the run-queue replication protocol the pool's takeover is built on
+//!   (stamps, leases, op log, replicas, takeover); most users never touch it directly.
+//! - [`fault`]: fault plans for tests; the injection points only exist with the
+//!   `fault-injection` feature.
+//!
+//! Every protocol is model-checked with loom (`cargo loom`) through an internal shim, and
+//! benchmarked with criterion against rayon, tokio, dashmap and node-replication.
 
 pub mod topology;
 
@@ -36,7 +104,7 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 pub use pool::{
     BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR,
     MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, PoolStats, Scope, ThreadPool,
-    ThreadPoolBuilder, current_thread_index, join, scope, spawn,
+    ThreadPoolBuilder, Yield, current_thread_index, join, scope, spawn, yield_now,
 };
 
 /// Crate internals that the `loom-tests` workspace member model-checks. Only built under
@@ -44,7 +112,7 @@ pub use pool::{
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, StackJob};
+    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, SharedJob, StackJob};
     pub use crate::pool::sleep::{CoreLatch, Sleep, Slept};
     pub use crate::replication::claim::Claim;
     pub use crate::replication::*;

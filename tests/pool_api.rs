@@ -341,3 +341,31 @@ fn task_blocking_on_its_own_spawn_is_served_by_another_worker() {
         }
     }
 }
+
+#[test]
+fn yield_now_runs_one_queued_task_and_says_what_it_did() {
+    assert_eq!(replicore::yield_now(), None, "not on a pool worker");
+    let p = pool(1);
+    let (first, second, third, ran) = p.install(|| {
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let first = replicore::yield_now();
+        replicore::scope(|s| {
+            s.spawn(|_| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+            // One worker, busy right here: only the yield can run the child.
+            let second = replicore::yield_now();
+            let third = replicore::yield_now();
+            (
+                first,
+                second,
+                third,
+                ran.load(std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    });
+    assert_eq!(first, Some(replicore::Yield::Idle));
+    assert_eq!(second, Some(replicore::Yield::Executed));
+    assert_eq!(third, Some(replicore::Yield::Idle));
+    assert_eq!(ran, 1);
+}

@@ -266,3 +266,57 @@ fn burst_past_log_capacity_counts_a_gap_and_nothing_is_lost() {
     assert!(stats.replica_gaps >= 1, "{stats:?}");
     assert!(stats.takeovers >= 1, "{stats:?}");
 }
+
+/// A task that computes for longer than the lease without a scheduling point is taken over like
+/// a blocked one (the pool cannot tell the two apart). When it then forks, its `join`s must stay
+/// parallel: B is redirected where the replacement and the other workers can run it. Here A
+/// waits until B has started, so a fenced worker that ran B only after A would fail the test.
+#[test]
+fn fenced_worker_joins_stay_parallel() {
+    let lease = Duration::from_millis(5);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .lease(lease)
+        .thread_name(|i| format!("calc-{i}"))
+        .build()
+        .unwrap();
+    let (b_started_first, takeovers_before_join, b_thread) = pool.install(|| {
+        let stats = || pool.stats();
+        // Long enough for the monitor to fence this worker, with no scheduling point.
+        let t0 = Instant::now();
+        while stats().takeovers == 0 && t0.elapsed() < Duration::from_secs(20) {
+            std::hint::spin_loop();
+        }
+        let takeovers = stats().takeovers;
+        let b_started = AtomicBool::new(false);
+        let (a_saw_b, b_thread) = replicore::join(
+            || {
+                let t0 = Instant::now();
+                while !b_started.load(Ordering::SeqCst) {
+                    if t0.elapsed() > Duration::from_secs(10) {
+                        return false;
+                    }
+                    std::hint::spin_loop();
+                }
+                true
+            },
+            || {
+                b_started.store(true, Ordering::SeqCst);
+                std::thread::current().name().map(str::to_owned)
+            },
+        );
+        (a_saw_b, takeovers, b_thread)
+    });
+    assert!(
+        takeovers_before_join >= 1,
+        "the spinning worker was not taken over"
+    );
+    assert!(
+        b_started_first,
+        "B waited for A: the fenced worker's join ran sequentially"
+    );
+    assert!(pool.stats().fenced_rejections >= 1, "{:?}", pool.stats());
+    // B ran on the replacement or the other worker: either way a thread named by the builder.
+    let b_thread = b_thread.expect("workers are named");
+    assert!(b_thread.starts_with("calc-"), "{b_thread}");
+}

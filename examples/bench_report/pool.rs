@@ -54,6 +54,40 @@ fn wait(rx: &Receiver<()>) -> Result<(), Box<dyn Error>> {
         .map_err(|_| "a spawned task was lost: the countdown never reached zero".into())
 }
 
+/// The median rate of `s.reps` timed repetitions of `body` (after one untimed warm-up); `body`
+/// returns the work it did. Every contender's point goes through this one loop.
+fn measure(
+    s: &Settings,
+    mut body: impl FnMut() -> Result<f64, Box<dyn Error>>,
+) -> Result<f64, Box<dyn Error>> {
+    rate_median(s.reps, || timed(&mut body))
+}
+
+/// fib(FIB_N) runs per second, `s.fib_runs` per repetition; `fib` runs one on the contender.
+fn fib_rate(s: &Settings, fib: impl Fn(u32) -> u64) -> Result<f64, Box<dyn Error>> {
+    measure(s, || {
+        for _ in 0..s.fib_runs {
+            black_box(fib(black_box(FIB_N)));
+        }
+        Ok(s.fib_runs as f64)
+    })
+}
+
+/// Million tasks per second for `s.spawns` spawns from inside one task, timed until the last
+/// has run; `fan_out(n, countdown)` starts that spawning task on the contender.
+fn spawn_rate(
+    s: &Settings,
+    fan_out: impl Fn(usize, Arc<Countdown>),
+) -> Result<f64, Box<dyn Error>> {
+    let n = s.spawns;
+    measure(s, || {
+        let (cd, rx) = Countdown::new(n);
+        fan_out(n, cd);
+        wait(&rx)?;
+        Ok(n as f64 / 1e6)
+    })
+}
+
 /// Runs both pool sweeps over the given thread counts.
 pub fn sweeps(s: &Settings, threads: &[usize]) -> Result<(Sweep, Sweep), Box<dyn Error>> {
     let mut fib = Sweep::new(
@@ -77,79 +111,42 @@ pub fn sweeps(s: &Settings, threads: &[usize]) -> Result<(Sweep, Sweep), Box<dyn
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(t)
             .build()?;
-        let runs = s.fib_runs;
 
-        fib.push(
-            0,
-            rate_median(s.reps, || {
-                timed(|| {
-                    for _ in 0..runs {
-                        black_box(rp.install(|| fib_replicore(black_box(FIB_N))));
-                    }
-                    Ok(runs as f64)
-                })
-            })?,
-        );
-        fib.push(
-            1,
-            rate_median(s.reps, || {
-                timed(|| {
-                    for _ in 0..runs {
-                        black_box(ry.install(|| fib_rayon(black_box(FIB_N))));
-                    }
-                    Ok(runs as f64)
-                })
-            })?,
-        );
+        fib.push(0, fib_rate(s, |n| rp.install(|| fib_replicore(n)))?);
+        fib.push(1, fib_rate(s, |n| ry.install(|| fib_rayon(n)))?);
 
-        let n = s.spawns;
-        let millions = n as f64 / 1e6;
         spawn.push(
             0,
-            rate_median(s.reps, || {
-                timed(|| {
-                    let (cd, rx) = Countdown::new(n);
-                    rp.spawn(move || {
-                        for _ in 0..n {
-                            let cd = cd.clone();
-                            replicore::spawn(move || cd.tick());
-                        }
-                    });
-                    wait(&rx)?;
-                    Ok(millions)
+            spawn_rate(s, |n, cd| {
+                rp.spawn(move || {
+                    for _ in 0..n {
+                        let cd = cd.clone();
+                        replicore::spawn(move || cd.tick());
+                    }
                 })
             })?,
         );
         spawn.push(
             1,
-            rate_median(s.reps, || {
-                timed(|| {
-                    let (cd, rx) = Countdown::new(n);
-                    ry.spawn(move || {
-                        for _ in 0..n {
-                            let cd = cd.clone();
-                            rayon::spawn(move || cd.tick());
-                        }
-                    });
-                    wait(&rx)?;
-                    Ok(millions)
+            spawn_rate(s, |n, cd| {
+                ry.spawn(move || {
+                    for _ in 0..n {
+                        let cd = cd.clone();
+                        rayon::spawn(move || cd.tick());
+                    }
                 })
             })?,
         );
         spawn.push(
             2,
-            rate_median(s.reps, || {
-                timed(|| {
-                    let (cd, rx) = Countdown::new(n);
-                    rt.spawn(async move {
-                        for _ in 0..n {
-                            let cd = cd.clone();
-                            tokio::spawn(async move { cd.tick() });
-                        }
-                    });
-                    wait(&rx)?;
-                    Ok(millions)
-                })
+            spawn_rate(s, |n, cd| {
+                // The fan-out task is detached; the countdown says when its children are done.
+                drop(rt.spawn(async move {
+                    for _ in 0..n {
+                        let cd = cd.clone();
+                        tokio::spawn(async move { cd.tick() });
+                    }
+                }));
             })?,
         );
     }

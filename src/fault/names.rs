@@ -36,6 +36,14 @@ pub enum FaultPoint {
 
 impl FaultPoint {
     /// Every point, in loop order.
+    ///
+    /// ```
+    /// use replicore::fault::FaultPoint;
+    /// // Every point has a distinct name that parses back to it.
+    /// for p in FaultPoint::ALL {
+    ///     assert_eq!(p.name().parse::<FaultPoint>(), Ok(p));
+    /// }
+    /// ```
     pub const ALL: [FaultPoint; 9] = [
         FaultPoint::BeforePop,
         FaultPoint::AfterPop,
@@ -49,6 +57,11 @@ impl FaultPoint {
     ];
 
     /// The point's kebab-case name.
+    ///
+    /// ```
+    /// use replicore::fault::FaultPoint;
+    /// assert_eq!(FaultPoint::MidSteal.name(), "mid-steal");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             FaultPoint::BeforePop => "before-pop",
@@ -71,6 +84,13 @@ impl fmt::Display for FaultPoint {
 }
 
 /// An unknown fault-point name.
+///
+/// ```
+/// use replicore::fault::FaultPoint;
+/// let err = "mid-pop".parse::<FaultPoint>().unwrap_err();
+/// assert_eq!(err.0, "mid-pop");
+/// assert!(err.to_string().contains("expected one of"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseFaultPointError(pub String);
 

@@ -68,6 +68,12 @@ pub struct FaultPlan {
 }
 
 /// A rejected fault plan parameter.
+///
+/// ```
+/// use replicore::fault::FaultPlan;
+/// let err = FaultPlan::random(1, -0.5).unwrap_err();
+/// assert!(err.to_string().contains("0.0..=1.0"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlanError {
     rate: f64,
@@ -86,6 +92,17 @@ impl fmt::Display for FaultPlanError {
 impl std::error::Error for FaultPlanError {}
 
 /// Faults fired so far by a plan (and all its clones).
+///
+/// ```
+/// use std::time::Duration;
+/// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+/// let plan = FaultPlan::none().stall(FaultPoint::BeforePop, 0, Duration::ZERO);
+/// enter(&plan);
+/// point(FaultPoint::BeforePop, 0);
+/// leave();
+/// let counts = plan.counts();
+/// assert_eq!((counts.stalls, counts.crashes), (1, 0));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultCounts {
     /// Stalls performed.
@@ -96,6 +113,17 @@ pub struct FaultCounts {
 
 impl FaultPlan {
     /// No faults.
+    ///
+    /// ```
+    /// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none();
+    /// enter(&plan);
+    /// for p in FaultPoint::ALL {
+    ///     point(p, 0); // nothing fires
+    /// }
+    /// leave();
+    /// assert_eq!(plan.counts(), Default::default());
+    /// ```
     pub fn none() -> Self {
         Self {
             rules: Arc::new(Vec::new()),
@@ -108,6 +136,19 @@ impl FaultPlan {
 
     /// A seeded random mix of stalls and crashes at every point; `rate` is the probability that a
     /// point fires and must be in `0.0..=1.0`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::fault::FaultPlan;
+    /// // Every point fires, but stalls are capped at zero and crashes at none: safe to run anywhere.
+    /// let plan = FaultPlan::random(7, 1.0)?.max_stall(Duration::ZERO).max_crashes(0);
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).fault_plan(plan.clone()).build().unwrap();
+    /// assert_eq!(pool.install(|| replicore::join(|| 1, || 2)), (1, 2));
+    /// drop(pool);
+    /// assert!(plan.counts().stalls > 0);
+    /// assert!(FaultPlan::random(7, f64::NAN).is_err());
+    /// # Ok::<(), replicore::fault::FaultPlanError>(())
+    /// ```
     pub fn random(seed: u64, rate: f64) -> Result<Self, FaultPlanError> {
         if !(0.0..=1.0).contains(&rate) {
             return Err(FaultPlanError { rate });
@@ -119,11 +160,41 @@ impl FaultPlan {
     }
 
     /// Adds: `worker` stalls for `dur` the first time it reaches `point`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none().stall(FaultPoint::AfterPop, 2, Duration::from_millis(2));
+    /// enter(&plan);
+    /// let t = Instant::now();
+    /// point(FaultPoint::AfterPop, 1); // another worker: nothing
+    /// point(FaultPoint::AfterPop, 2); // stalls 2 ms
+    /// point(FaultPoint::AfterPop, 2); // fires once only
+    /// leave();
+    /// assert!(t.elapsed() >= Duration::from_millis(2));
+    /// assert_eq!(plan.counts().stalls, 1);
+    /// ```
     pub fn stall(self, point: FaultPoint, worker: usize, dur: Duration) -> Self {
         self.stall_at(point, worker, 1, dur)
     }
 
     /// Adds: `worker` crashes (parks forever) the first time it reaches `point`.
+    ///
+    /// ```
+    /// use replicore::fault::{enter, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none().crash(FaultPoint::AfterClaim, 0);
+    /// let p = plan.clone();
+    /// // The crashed thread parks forever; it is left behind, never joined.
+    /// std::thread::spawn(move || {
+    ///     enter(&p);
+    ///     point(FaultPoint::AfterClaim, 0);
+    ///     unreachable!("a crashed thread never comes back");
+    /// });
+    /// while plan.counts().crashes == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(plan.last_crash(), Some((FaultPoint::AfterClaim, 0)));
+    /// ```
     pub fn crash(self, point: FaultPoint, worker: usize) -> Self {
         self.crash_at(point, worker, 1)
     }
@@ -170,18 +241,45 @@ impl FaultPlan {
     }
 
     /// Longest random stall (default 5 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::fault::FaultPlan;
+    /// let plan = FaultPlan::random(3, 0.05)?.max_stall(Duration::from_micros(200));
+    /// # let _ = plan;
+    /// # Ok::<(), replicore::fault::FaultPlanError>(())
+    /// ```
     pub fn max_stall(mut self, dur: Duration) -> Self {
         self.max_stall = dur;
         self
     }
 
     /// Most random crashes this plan performs (default 1).
+    ///
+    /// ```
+    /// use replicore::fault::FaultPlan;
+    /// // Stalls only: a random plan that never crashes a worker.
+    /// let plan = FaultPlan::random(3, 0.05)?.max_crashes(0);
+    /// # let _ = plan;
+    /// # Ok::<(), replicore::fault::FaultPlanError>(())
+    /// ```
     pub fn max_crashes(mut self, n: u64) -> Self {
         self.max_crashes = n;
         self
     }
 
     /// Faults fired so far.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none().stall(FaultPoint::MidPush, 0, Duration::ZERO);
+    /// let clone = plan.clone();
+    /// enter(&clone);
+    /// point(FaultPoint::MidPush, 0);
+    /// leave();
+    /// assert_eq!(plan.counts().stalls, 1, "clones share their counters");
+    /// ```
     pub fn counts(&self) -> FaultCounts {
         FaultCounts {
             stalls: self.shared.stalls.load(Relaxed),
@@ -190,6 +288,11 @@ impl FaultPlan {
     }
 
     /// The point and worker of the most recent crash, if any.
+    ///
+    /// ```
+    /// use replicore::fault::FaultPlan;
+    /// assert_eq!(FaultPlan::none().last_crash(), None);
+    /// ```
     pub fn last_crash(&self) -> Option<(FaultPoint, usize)> {
         *self
             .shared
@@ -261,11 +364,38 @@ thread_local! {
 }
 
 /// Makes the calling thread follow `plan` at every [`point`](super::point) it reaches.
+///
+/// ```
+/// use std::time::Duration;
+/// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+/// let plan = FaultPlan::none().stall(FaultPoint::MidSteal, 0, Duration::ZERO);
+/// std::thread::spawn({
+///     let plan = plan.clone();
+///     move || {
+///         enter(&plan); // only this thread follows the plan
+///         point(FaultPoint::MidSteal, 0);
+///         leave();
+///     }
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(plan.counts().stalls, 1);
+/// ```
 pub fn enter(plan: &FaultPlan) {
     CURRENT.with(|c| *c.borrow_mut() = Some((plan.clone(), 0)));
 }
 
 /// Stops fault injection on the calling thread.
+///
+/// ```
+/// use std::time::Duration;
+/// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+/// let plan = FaultPlan::none().stall(FaultPoint::BeforeClaim, 0, Duration::ZERO);
+/// enter(&plan);
+/// leave();
+/// point(FaultPoint::BeforeClaim, 0); // no longer consulted
+/// assert_eq!(plan.counts().stalls, 0);
+/// ```
 pub fn leave() {
     CURRENT.with(|c| *c.borrow_mut() = None);
 }

@@ -138,6 +138,21 @@ where
     V: Clone + Send + Sync;
 
 /// A thread's handle on a [`ReplicatedHashMap`].
+///
+/// ```
+/// use replicore::nr::{MapHandle, ReplicatedHashMap};
+/// fn count_word(h: &MapHandle<'_, String, u32>, word: &str) {
+///     let n = h.get(&word.to_string()).unwrap_or(0);
+///     h.insert(word.to_string(), n + 1);
+/// }
+/// let topo = replicore::Topology::synthetic(1, 1, 1)?;
+/// let map = ReplicatedHashMap::new(&topo)?;
+/// let h = map.register(topo.nodes()[0])?;
+/// count_word(&h, "node");
+/// count_word(&h, "node");
+/// assert_eq!(h.get(&"node".to_string()), Some(2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type MapHandle<'a, K, V> = Handle<'a, SeqHashMap<K, V>>;
 
 impl<K, V> ReplicatedHashMap<K, V>

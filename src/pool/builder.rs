@@ -15,6 +15,12 @@ use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
 /// catch a unit mistake (bytes for threads) before it spawns thousands of threads.
+///
+/// ```
+/// use replicore::{BuildError, MAX_THREADS, ThreadPool};
+/// let too_many = ThreadPool::builder().num_threads(MAX_THREADS + 1).build();
+/// assert!(matches!(too_many, Err(BuildError::TooManyThreads { .. })));
+/// ```
 pub const MAX_THREADS: usize = 1024;
 
 /// Why [`ThreadPoolBuilder::build`] failed.
@@ -110,16 +116,52 @@ impl std::error::Error for BuildError {
 type NameFn = Box<dyn Fn(usize) -> String>;
 
 /// The shortest lease [`ThreadPoolBuilder::lease`] accepts.
+///
+/// ```
+/// use std::time::Duration;
+/// use replicore::{MIN_LEASE, ThreadPool};
+/// let pool = ThreadPool::builder().num_threads(1).lease(MIN_LEASE).build()?;
+/// assert_eq!(pool.lease(), MIN_LEASE);
+/// assert!(ThreadPool::builder().lease(MIN_LEASE / 2).build().is_err());
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
 pub const MIN_LEASE: Duration = Duration::from_millis(1);
 
 /// The lease used unless [`ThreadPoolBuilder::lease`] says otherwise.
+///
+/// ```
+/// use replicore::{DEFAULT_LEASE, ThreadPool};
+/// let pool = ThreadPool::builder().num_threads(1).build()?;
+/// assert_eq!(pool.lease(), DEFAULT_LEASE);
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
 pub const DEFAULT_LEASE: Duration = Duration::from_millis(20);
 
 /// The replication factor used unless [`ThreadPoolBuilder::replication_factor`] says otherwise
 /// (lowered to what the pool allows, so a one-CPU pool builds with the defaults).
+///
+/// ```
+/// use replicore::{DEFAULT_REPLICATION_FACTOR, ThreadPool};
+/// let pool = ThreadPool::builder().num_threads(2).build()?;
+/// assert_eq!(pool.replication_factor(), DEFAULT_REPLICATION_FACTOR);
+/// // One CPU has no neighbour to replicate to: the default is lowered, not refused.
+/// let single = ThreadPool::builder().num_threads(1).build()?;
+/// assert_eq!(single.replication_factor(), 0);
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
 pub const DEFAULT_REPLICATION_FACTOR: usize = 1;
 
 /// The highest replication factor any pool accepts.
+///
+/// ```
+/// use replicore::{MAX_REPLICATION_FACTOR, ThreadPool};
+/// let err = ThreadPool::builder()
+///     .num_threads(8)
+///     .replication_factor(MAX_REPLICATION_FACTOR + 1)
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("replication factor"));
+/// ```
 pub const MAX_REPLICATION_FACTOR: usize = 3;
 
 /// Configures and builds a [`ThreadPool`]; get one from [`ThreadPool::builder`].
@@ -216,7 +258,9 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Names worker threads; the default is `replicore-{index}`.
+    /// Names worker threads; the default is `replicore-{index}`. The names are made once, at
+    /// `build`: a replacement worker started after a takeover of CPU slot `index` takes the same
+    /// name as the worker it replaces.
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(1).thread_name(|i| format!("w{i}")).build()?;
@@ -428,6 +472,12 @@ impl ThreadPoolBuilder {
             max_spare_threads,
             pin,
             stack_size: self.stack_size,
+            thread_names: (0..n)
+                .map(|index| match &self.thread_name {
+                    Some(f) => f(index),
+                    None => format!("replicore-{index}"),
+                })
+                .collect(),
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
@@ -440,10 +490,7 @@ impl ThreadPoolBuilder {
         };
         let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
         for (index, deque) in deques.into_iter().enumerate() {
-            let name = match &self.thread_name {
-                Some(f) => f(index),
-                None => format!("replicore-{index}"),
-            };
+            let name = registry.config.thread_names[index].clone();
             let token = registry.slots[index].core.lease().owner_token();
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.

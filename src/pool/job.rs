@@ -11,7 +11,9 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::sync::UnsafeCell;
+use super::sleep::CoreLatch;
+use crate::replication::Claim;
+use crate::sync::{Arc, UnsafeCell};
 
 /// A job that can be run once through a raw pointer.
 pub trait Job {
@@ -193,5 +195,99 @@ impl<F: FnOnce() + Send> Job for HeapJob<F> {
         // SAFETY: `this` came from `Box::into_raw` in `into_job_ref` and runs once.
         let job = unsafe { Box::from_raw(this.cast::<Self>().cast_mut()) };
         (job.func)();
+    }
+}
+
+/// A job reachable from two places at once: a shared queue, and its creator, who may take it back.
+///
+/// A fenced worker's `join` cannot push B onto its own deque (G4) and cannot count on popping it
+/// back from the injector it redirects B to, so B goes into one of these: whoever wins its
+/// [`Claim`] first runs it, the creator through [`SharedJob::take_back`] or anyone else through the
+/// queued [`JobRef`]. The loser of the claim only drops its reference. The allocation is
+/// reference-counted because the queued handle may be dropped long after the creator's frame is
+/// gone (when the creator took the job back); by then `func` is `None`, so nothing the closure
+/// borrowed is touched again.
+pub struct SharedJob<F, R> {
+    claim: Claim,
+    func: UnsafeCell<Option<F>>,
+    result: UnsafeCell<JobResult<R>>,
+    /// Set once `result` holds a queued run's outcome.
+    done: CoreLatch,
+}
+
+impl<F: FnOnce() -> R + Send, R: Send> SharedJob<F, R> {
+    /// Wraps `func`, unclaimed.
+    pub fn new(func: F) -> Arc<Self> {
+        Arc::new(SharedJob {
+            claim: Claim::new(),
+            func: UnsafeCell::new(Some(func)),
+            result: UnsafeCell::new(JobResult::None),
+            done: CoreLatch::new(),
+        })
+    }
+
+    /// A handle for a queue, holding its own reference to the job.
+    ///
+    /// # Safety
+    /// Everything `func` borrows must stay valid until the job has run through this handle or
+    /// [`take_back`](Self::take_back) returned it; the creator waits for [`done`](Self::done)
+    /// when it lost the claim.
+    pub unsafe fn job_ref(this: &Arc<Self>) -> JobRef {
+        let raw = Arc::into_raw(Arc::clone(this));
+        // SAFETY: the reference leaked into `raw` keeps the job alive until `execute` takes it
+        // back; the caller vouches for the borrows.
+        unsafe { JobRef::new(raw) }
+    }
+
+    /// The closure, if the creator wins the claim: then no queued run will ever start it.
+    pub fn take_back(&self) -> Option<F> {
+        if !self.claim.try_claim() {
+            return None;
+        }
+        // SAFETY: the claim is won once, so nobody else reads or writes `func`.
+        Some(unsafe { self.func.with_mut(|f| (*f).take()) }.expect("a won claim finds the job"))
+    }
+
+    /// Set once a queued run has stored its outcome (only after the creator lost the claim).
+    pub fn done(&self) -> &CoreLatch {
+        &self.done
+    }
+
+    /// The outcome of the queued run, its panic re-raised; call only after [`done`](Self::done)
+    /// is set.
+    pub fn take_result(&self) -> R {
+        assert!(
+            self.done.probe(),
+            "a shared job's result is read after it is done"
+        );
+        // SAFETY: `done` is set after the runner's last write to `result` (`Release` in `set`,
+        // `Acquire` in `probe`), and the runner never touches `result` again.
+        let result = unsafe {
+            self.result
+                .with_mut(|r| std::mem::replace(&mut *r, JobResult::None))
+        };
+        result.into_return_value()
+    }
+}
+
+impl<F: FnOnce() -> R + Send, R: Send> Job for SharedJob<F, R> {
+    unsafe fn execute(this: *const ()) {
+        // SAFETY: `this` came from `Arc::into_raw` in `job_ref`, and a queued handle runs once,
+        // so this takes back exactly the reference it leaked.
+        let job = unsafe { Arc::from_raw(this.cast::<Self>()) };
+        if !job.claim.try_claim() {
+            return;
+        }
+        // SAFETY: we won the one claim, so we alone touch `func` and `result` until `done`.
+        unsafe {
+            let func = job
+                .func
+                .with_mut(|f| (*f).take())
+                .expect("a won claim finds the job");
+            let result = JobResult::call(func);
+            job.result.with_mut(|r| *r = result);
+        }
+        // The creator polls `done` (a fenced worker never parks), so no wake-up is owed.
+        job.done.set();
     }
 }

@@ -1,10 +1,11 @@
 //! `join` on a worker: push B, run A, then pop B back (the common, uncontended case) or run
 //! other work until whoever stole B finishes it.
 
-use super::job::{JobResult, StackJob};
+use super::job::{JobResult, SharedJob, StackJob};
 use super::latch::SpinLatch;
 use super::worker::WorkerThread;
 
+#[inline]
 pub(crate) fn join_on_worker<A, B, RA, RB>(worker: &WorkerThread, a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -12,24 +13,20 @@ where
     RA: Send,
     RB: Send,
 {
+    // The one lease check of this join (G4): a fenced worker enqueues nothing on its own deque.
     if worker.is_fenced() {
-        // A fenced worker enqueues nothing under its old epoch (G4), and it could never pop B
-        // back: it would wait for B by stealing other work, nesting frames without bound. So it
-        // runs both halves itself, one after the other.
-        let result_a = JobResult::call(a);
-        let result_b = JobResult::call(b);
-        return (result_a.into_return_value(), result_b.into_return_value());
+        return join_fenced(worker, a, b);
     }
     // B lives in this frame; nothing here returns or unwinds before B has run and its latch is
     // set (or we popped it back and run it ourselves), so the stack job never dangles.
     let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.index));
     // SAFETY: see above: the frame outlives every use of the handle.
     let job_b_ref = unsafe { job_b.as_job_ref() };
-    worker.push(job_b_ref);
+    worker.push_unfenced(job_b_ref);
     // A's panic is caught so that B is still waited for; it is re-raised at the end.
     let result_a = JobResult::call(a);
     while !job_b.latch.core.probe() {
-        match worker.pop() {
+        match worker.pop_own(job_b_ref) {
             Some(job) if job == job_b_ref => {
                 // Popped back: no one else can reach B any more, run it here without the latch.
                 worker.count_inline();
@@ -46,4 +43,41 @@ where
     }
     let ra = result_a.into_return_value();
     (ra, job_b.into_result())
+}
+
+/// `join` on a worker whose lease a successor has fenced: typically a task that ran longer than
+/// the lease without a scheduling point, and is still running.
+///
+/// B is redirected to the node's injector, where the replacement and every other worker can take
+/// it, so the rest of the task's tree stays parallel; the fenced worker goes on with A. Since a
+/// fenced worker never pops, it cannot take B back from a queue; instead B sits in a
+/// [`SharedJob`] whose claim decides between the queued handle and [`SharedJob::take_back`]. If
+/// nobody took B while A ran, this worker runs it (finishing its own running task, which G4
+/// allows: B never was in an epoch's queue). Otherwise it waits for B without taking other work
+/// (see `WorkerThread::wait_for`).
+#[cold]
+#[inline(never)]
+fn join_fenced<A, B, RA, RB>(worker: &WorkerThread, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    let job_b = SharedJob::new(b);
+    // SAFETY: B's borrows outlive its run: we either take B back below and run it here, or wait
+    // for `done`, which its queued run sets after its last use of the closure.
+    worker.redirect(unsafe { SharedJob::job_ref(&job_b) });
+    let result_a = JobResult::call(a);
+    let rb = match job_b.take_back() {
+        Some(b) => {
+            worker.count_inline();
+            JobResult::call(b)
+        }
+        None => {
+            worker.wait_until(job_b.done());
+            JobResult::call(|| job_b.take_result())
+        }
+    };
+    (result_a.into_return_value(), rb.into_return_value())
 }

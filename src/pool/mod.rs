@@ -14,31 +14,28 @@ pub(crate) mod job;
 pub(crate) mod sleep;
 
 #[cfg(not(loom))]
-mod broadcast;
+macro_rules! pool_modules {
+    ($($name:ident),* $(,)?) => { $(mod $name;)* };
+}
+
+// The pool proper runs on OS threads and crossbeam's deques, which loom cannot drive; loom builds
+// only `job` and `sleep` (above) and the replication types.
 #[cfg(not(loom))]
-mod builder;
-#[cfg(not(loom))]
-mod join;
-#[cfg(not(loom))]
-mod latch;
-#[cfg(not(loom))]
-mod logged;
-#[cfg(not(loom))]
-mod monitor;
-#[cfg(not(loom))]
-mod registry;
-#[cfg(not(loom))]
-mod scope;
-#[cfg(not(loom))]
-mod stats;
-#[cfg(not(loom))]
-mod takeover;
-#[cfg(not(loom))]
-mod thread_pool;
-#[cfg(not(loom))]
-mod watch;
-#[cfg(not(loom))]
-mod worker;
+pool_modules!(
+    broadcast,
+    builder,
+    join,
+    latch,
+    logged,
+    monitor,
+    registry,
+    scope,
+    stats,
+    takeover,
+    thread_pool,
+    watch,
+    worker
+);
 
 #[cfg(not(loom))]
 pub use self::{
@@ -121,6 +118,7 @@ fn current_registry() -> std::sync::Arc<registry::Registry> {
 /// assert_eq!(fib(20), 6765);
 /// ```
 #[cfg(not(loom))]
+#[inline]
 pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -184,6 +182,52 @@ where
 #[cfg(not(loom))]
 pub fn current_thread_index() -> Option<usize> {
     worker::WorkerThread::current().map(|w| w.index)
+}
+
+/// What [`yield_now`] did.
+///
+/// ```
+/// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+/// let y = pool.install(replicore::yield_now);
+/// assert_eq!(y, Some(replicore::Yield::Idle), "nothing else was queued");
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Yield {
+    /// One pending task was found and run to completion (with whatever it forked).
+    Executed,
+    /// No pending task was found: consider `std::thread::yield_now` in a polling loop.
+    Idle,
+}
+
+/// Cooperatively yields to the pool: on a pool worker, finds one pending task (own deque, inbox,
+/// injectors, then other workers, as an idle worker would) and runs it. Returns `None` on a
+/// thread that is not a pool worker.
+///
+/// It is also a scheduling point: it renews the worker's lease. A long computation that calls it
+/// now and then (say, once per outer loop turn) is therefore never mistaken for a stalled worker
+/// and taken over, and the tasks queued behind it keep running meanwhile. A worker whose lease a
+/// successor already fenced takes no new work here (G4) and returns `Some(Yield::Idle)`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+/// let ran = AtomicBool::new(false);
+/// pool.install(|| {
+///     replicore::scope(|s| {
+///         s.spawn(|_| ran.store(true, Ordering::SeqCst));
+///         // The one worker is busy here, so the spawned task can only run through the yield.
+///         while !ran.load(Ordering::SeqCst) {
+///             replicore::yield_now();
+///         }
+///     })
+/// });
+/// assert_eq!(replicore::yield_now(), None, "not on a pool worker");
+/// # Ok::<(), replicore::BuildError>(())
+/// ```
+#[cfg(not(loom))]
+pub fn yield_now() -> Option<Yield> {
+    worker::WorkerThread::current().map(worker::WorkerThread::yield_now)
 }
 
 #[cfg(all(test, not(loom)))]

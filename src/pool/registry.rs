@@ -151,6 +151,9 @@ pub(crate) struct Config {
     pub(crate) max_spare_threads: usize,
     pub(crate) pin: bool,
     pub(crate) stack_size: Option<usize>,
+    /// Each slot's worker thread name, from the builder's `thread_name` (or the default): a
+    /// replacement worker after a takeover takes its CPU's name, as users expect of a name fn.
+    pub(crate) thread_names: Box<[String]>,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }

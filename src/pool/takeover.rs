@@ -198,7 +198,7 @@ fn restore_capacity(
             deque,
             token,
             registry.num_threads() + spare_no,
-            format!("replicore-{i}-replacement-{spare_no}"),
+            registry.config.thread_names[i].clone(),
         )
         .is_ok();
     if started {

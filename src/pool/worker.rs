@@ -1,6 +1,6 @@
 //! The worker thread: its scheduling loop, work finding, and waiting on latches.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -28,9 +28,14 @@ pub(crate) struct WorkerThread {
     deque: Worker<JobRef>,
     pub(crate) index: usize,
     pub(crate) registry: Arc<Registry>,
+    /// `&registry.slots[index]`, resolved once: the hot path (heartbeat, fence check, counters)
+    /// then costs no pointer chase and no bounds check per `join`. Valid for as long as `registry`
+    /// is held, i.e. the worker's whole life.
+    slot: *const CoreSlot,
     rng: Cell<u64>,
-    /// This worker's lease epoch and heartbeat counter on its CPU.
-    token: RefCell<OwnerToken>,
+    /// This worker's lease epoch and heartbeat counter on its CPU. A `Cell` of a `Copy` token:
+    /// renewing and checking are then plain loads and stores, with no borrow flag on the hot path.
+    token: Cell<OwnerToken>,
     /// Latched once this worker sees that a successor fenced its epoch.
     fenced: Cell<bool>,
     /// The thieves' end of `deque`: a fenced worker drains its own old deque only by stealing.
@@ -61,13 +66,15 @@ impl WorkerThread {
         token: OwnerToken,
         fault_id: usize,
     ) {
+        let slot: *const CoreSlot = &*registry.slots[index];
         let worker = WorkerThread {
             own_stealer: deque.stealer(),
             deque,
             index,
             registry,
+            slot,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
-            token: RefCell::new(token),
+            token: Cell::new(token),
             fenced: Cell::new(false),
             fault_id,
             watch_countdown: Cell::new(super::watch::WATCH_EVERY),
@@ -98,14 +105,19 @@ impl WorkerThread {
         self.wait_for(None, || registry.terminating.load(Ordering::Acquire));
     }
 
+    #[inline]
     fn slot(&self) -> &CoreSlot {
-        &self.registry.slots[self.index]
+        // SAFETY: `slot` points into the registry's slot array, which this worker keeps alive
+        // through `registry` and which is never resized.
+        unsafe { &*self.slot }
     }
 
     /// Renews this worker's lease: one relaxed store (a scheduling point).
     #[inline]
     fn renew(&self) {
-        self.token.borrow_mut().renew(self.slot().core.lease());
+        let mut token = self.token.get();
+        token.renew(self.slot().core.lease());
+        self.token.set(token);
     }
 
     /// Whether a successor has fenced this worker's epoch. One `SeqCst` load (a plain load on
@@ -115,8 +127,12 @@ impl WorkerThread {
         if self.fenced.get() {
             return true;
         }
-        let epoch = self.token.borrow().epoch();
-        if self.slot().core.lease().is_current(epoch) {
+        if self
+            .slot()
+            .core
+            .lease()
+            .is_current(self.token.get().epoch())
+        {
             return false;
         }
         self.fenced.set(true);
@@ -125,7 +141,7 @@ impl WorkerThread {
 
     /// A fenced worker's push goes to its node's injector instead of its old deque (G4: nothing
     /// is enqueued under the old epoch; the task is redirected, never lost).
-    fn redirect(&self, job: JobRef) {
+    pub(crate) fn redirect(&self, job: JobRef) {
         self.registry.replication.record_fenced(1);
         self.registry.inject(job);
     }
@@ -133,11 +149,13 @@ impl WorkerThread {
     /// Pushes a `join` half this worker will itself wait for onto its own deque; see
     /// `Sleep::new_local_work` for why the cheap wake-up check is enough. It is not logged: it
     /// lives in this worker's stack frame (see `src/replication/README.md`, "Stack jobs").
+    ///
+    /// The caller has just checked [`is_fenced`](Self::is_fenced) (`join` does, once per call):
+    /// checking again here would only shrink, never close, the window between a check and the
+    /// push, and a push that lands in the window is still drained by thieves and the successor,
+    /// which steal from every deque this CPU has had.
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) {
-        if self.is_fenced() {
-            return self.redirect(job);
-        }
+    pub(crate) fn push_unfenced(&self, job: JobRef) {
         self.deque.push(job);
         self.registry.sleep.new_local_work();
     }
@@ -153,11 +171,10 @@ impl WorkerThread {
             }
             job
         } else {
-            let token = self.token.borrow();
+            let token = self.token.get();
             match self.slot().core.publish_push(&token, LoggedJob::new(job)) {
                 Ok(handle) => LoggedJob::job_ref(handle),
                 Err(Fenced(handle)) => {
-                    drop(token);
                     self.fenced.set(true);
                     self.registry.inject(LoggedJob::job_ref(handle));
                     return;
@@ -191,10 +208,29 @@ impl WorkerThread {
         job
     }
 
+    /// `join`'s pop: like [`pop`](Self::pop), but when the newest job is `mine` (the `join`'s own
+    /// B, part of the task this worker is running) it needs no lease check, because a fenced
+    /// worker still finishes its running task (G4). Any other job is checked after the pop and,
+    /// if a successor fenced us, redirected to the injector unstarted, so it is not lost. This
+    /// keeps the common pop-back path of every `join` to one relaxed store and the deque's pop.
+    #[inline]
+    pub(crate) fn pop_own(&self, mine: JobRef) -> Option<JobRef> {
+        point(FaultPoint::BeforePop, self.fault_id);
+        self.renew();
+        let job = self.deque.pop()?;
+        point(FaultPoint::AfterPop, self.fault_id);
+        if job != mine && self.is_fenced() {
+            self.redirect(job);
+            return None;
+        }
+        bump(&self.slot_stats().local_pops);
+        Some(job)
+    }
+
     /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then the
     /// lease check and the job's single claim.
     pub(crate) fn start_logged(&self, handle: &Handle) -> Start {
-        let token = self.token.borrow();
+        let token = self.token.get();
         let core = &self.slot().core;
         core.take_in_hand(&token, handle);
         let start = core.start(&token, handle);
@@ -204,8 +240,9 @@ impl WorkerThread {
         start
     }
 
+    #[inline]
     fn slot_stats(&self) -> &super::stats::SlotStats {
-        &self.registry.slots[self.index].stats
+        &self.slot().stats
     }
 
     /// Runs a job this worker has taken from a queue.
@@ -225,6 +262,21 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn count_inline(&self) {
         bump(&self.slot_stats().tasks_executed);
+    }
+
+    /// [`crate::yield_now`] on this worker: a scheduling point that runs at most one found task.
+    pub(crate) fn yield_now(&self) -> super::Yield {
+        self.renew();
+        if self.is_fenced() {
+            return super::Yield::Idle;
+        }
+        match self.find_work() {
+            Some(job) => {
+                self.execute(job);
+                super::Yield::Executed
+            }
+            None => super::Yield::Idle,
+        }
     }
 
     /// Runs other work until `latch` is set.

@@ -56,6 +56,12 @@ const SEQ_BITS: u32 = 48;
 
 impl Claim {
     /// A fresh, unclaimed word.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// assert!(!c.is_claimed());
+    /// ```
     pub fn new() -> Self {
         Self {
             word: AtomicU64::new(UNCLAIMED),
@@ -64,6 +70,17 @@ impl Claim {
     }
 
     /// Claims the task. Returns `true` for exactly one caller over the word's life.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// // Four threads race to start the same task: exactly one wins.
+    /// let winners: usize = std::thread::scope(|s| {
+    ///     let racers: Vec<_> = (0..4).map(|_| s.spawn(|| c.try_claim())).collect();
+    ///     racers.into_iter().map(|r| usize::from(r.join().unwrap())).sum()
+    /// });
+    /// assert_eq!(winners, 1);
+    /// ```
     #[inline]
     pub fn try_claim(&self) -> bool {
         self.claim_with(ANONYMOUS)
@@ -86,7 +103,14 @@ impl Claim {
                 .is_ok()
     }
 
-    /// Whether someone has claimed (started) the task.
+    /// Whether someone already claimed it. A `false` may be stale by the time it is read.
+    ///
+    /// ```
+    /// use replicore::replication::Claim;
+    /// let c = Claim::new();
+    /// assert!(c.try_claim());
+    /// assert!(c.is_claimed());
+    /// ```
     #[inline]
     pub fn is_claimed(&self) -> bool {
         self.word.load(Ordering::Acquire) != UNCLAIMED

@@ -18,6 +18,19 @@ use crate::fault::{FaultPoint, point};
 
 /// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
 /// handed back, unclaimed, to be redirected (e.g. to the pool's global injector).
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Claim, CoreState, Fenced};
+/// let core = CoreState::new(0, 8, Default::default());
+/// let me = core.lease().owner_token();
+/// core.lease().try_fence(me.epoch(), 1)?; // a successor took over
+/// let Err(Fenced(task)) = core.publish_push(&me, Arc::new(Claim::new())) else {
+///     panic!("a fenced owner cannot push");
+/// };
+/// assert!(!task.is_claimed(), "the task comes back unclaimed, to be redirected");
+/// # Ok::<(), replicore::replication::FenceError>(())
+/// ```
 #[derive(Debug)]
 pub struct Fenced<T>(pub T);
 
@@ -30,6 +43,18 @@ impl<T> std::fmt::Display for Fenced<T> {
 impl<T: std::fmt::Debug> std::error::Error for Fenced<T> {}
 
 /// What [`CoreState::start`] decided.
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Claim, CoreState, Start};
+/// let core = CoreState::new(0, 8, Default::default());
+/// let me = core.lease().owner_token();
+/// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+/// assert_eq!(core.start(&me, &t), Start::Run);
+/// assert_eq!(core.start(&me, &t), Start::AlreadyClaimed);
+/// core.lease().try_fence(me.epoch(), 1).unwrap();
+/// assert_eq!(core.start(&me, &Arc::new(Claim::new())), Start::Fenced);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     /// This owner won the claim: run the task now.
@@ -73,6 +98,14 @@ impl<T: Claimable> CoreState<T> {
     /// `holder` is also the CPU's log id, which its pushes record in their tasks' claim headers
     /// so that a start by this CPU's owner is logged as a `Started` op and a start anywhere else
     /// is not. CPUs whose tasks can meet (one pool) need distinct ids below 2^16.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core: CoreState<Arc<Claim>> = CoreState::new(3, 64, Default::default());
+    /// assert_eq!(core.lease().holder(), 3);
+    /// assert_eq!(core.log().capacity(), 64);
+    /// ```
     pub fn new(holder: u32, log_capacity: usize, stats: StdArc<ReplicationStats>) -> Self {
         Self {
             id: holder,
@@ -84,16 +117,42 @@ impl<T: Claimable> CoreState<T> {
     }
 
     /// The lease.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core: CoreState<Arc<Claim>> = CoreState::new(0, 8, Default::default());
+    /// assert_eq!(core.lease().epoch(), 0);
+    /// ```
     pub fn lease(&self) -> &Lease {
         &self.lease
     }
 
     /// The op log replicas read.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// assert_eq!(core.log().tail(), 1);
+    /// ```
     pub fn log(&self) -> &OpLog<T> {
         &self.log
     }
 
     /// The stats sink.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// core.lease().try_fence(0, 1).unwrap();
+    /// assert!(core.publish_push(&me, Arc::new(Claim::new())).is_err());
+    /// assert_eq!(core.stats().snapshot().fenced_rejections, 1);
+    /// ```
     pub fn stats(&self) -> &ReplicationStats {
         &self.stats
     }
@@ -101,6 +160,16 @@ impl<T: Claimable> CoreState<T> {
     /// Publishes a push **before** the pool pushes `task` into its deque, so that anything a
     /// pop or steal can return is already in the log. Returns the task to push, or
     /// [`Fenced`] with the task to redirect.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState, LogRead};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// // Logged before the deque ever sees it, so replicas know about it.
+    /// assert!(matches!(core.log().read(0), LogRead::Op(_, t) if Arc::ptr_eq(&t, &task)));
+    /// ```
     pub fn publish_push(&self, me: &OwnerToken, task: T) -> Result<T, Fenced<T>> {
         if !self.lease.is_current(me.epoch()) {
             self.stats.record_fenced(1);
@@ -117,6 +186,16 @@ impl<T: Claimable> CoreState<T> {
     /// Records the task the owner just popped and is about to claim. Replicas already hold it
     /// (they keep tasks until claimed); this slot is what a successor reads when its replica has
     /// a gap. A fenced owner does not touch the slot.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// core.take_in_hand(&me, &task);
+    /// assert!(core.in_hand().is_some_and(|t| Arc::ptr_eq(&t, &task)));
+    /// ```
     pub fn take_in_hand(&self, me: &OwnerToken, task: &T) {
         if self.lease.is_current(me.epoch()) {
             // A skipped write (a successor pinned on the slot right now) is harmless: that
@@ -131,6 +210,16 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// The check is a `SeqCst` load and the fence a `SeqCst` CAS, so a claim either follows a
     /// check that preceded the fence, or the owner sees the fence and refuses.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, CoreState, Start};
+    /// let core = CoreState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// assert!(task.try_claim(), "a thief claimed it first");
+    /// assert_eq!(core.start(&me, &task), Start::AlreadyClaimed);
+    /// ```
     pub fn start(&self, me: &OwnerToken, task: &T) -> Start {
         point(FaultPoint::BeforeClaim, me.holder() as usize);
         if !self.lease.is_current(me.epoch()) {

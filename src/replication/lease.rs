@@ -43,6 +43,16 @@ pub struct Lease {
 }
 
 /// Why [`Lease::try_fence`] failed.
+///
+/// ```
+/// use replicore::replication::{FenceError, Lease};
+/// let lease = Lease::new(0);
+/// assert_eq!(lease.try_fence(0, 1), Ok(1));
+/// // A second successor that also saw epoch 0 expire loses the race.
+/// let err = lease.try_fence(0, 2).unwrap_err();
+/// assert_eq!(err, FenceError { observed: 0, found: 1 });
+/// assert!(err.to_string().contains("already at epoch 1"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FenceError {
     /// The epoch the caller believed current.
@@ -66,6 +76,12 @@ impl std::error::Error for FenceError {}
 
 impl Lease {
     /// A lease at epoch 0 held by `holder` (a worker id).
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(4);
+    /// assert_eq!((lease.epoch(), lease.holder()), (0, 4));
+    /// ```
     pub fn new(holder: u32) -> Self {
         Self {
             word: AtomicU64::new(pack(0, holder)),
@@ -74,16 +90,38 @@ impl Lease {
     }
 
     /// The current epoch.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// lease.try_fence(0, 1).unwrap();
+    /// assert_eq!(lease.epoch(), 1);
+    /// ```
     pub fn epoch(&self) -> u32 {
         unpack(self.word.load(Ordering::SeqCst)).0
     }
 
     /// The current holder.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// lease.try_fence(0, 5).unwrap();
+    /// assert_eq!(lease.holder(), 5, "the successor holds it now");
+    /// ```
     pub fn holder(&self) -> u32 {
         unpack(self.word.load(Ordering::SeqCst)).1
     }
 
     /// A token for whoever holds the lease now (the first owner, or a replacement after a fence).
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// lease.try_fence(0, 1).unwrap();
+    /// let replacement = lease.owner_token();
+    /// assert_eq!((replacement.epoch(), replacement.holder()), (1, 1));
+    /// ```
     pub fn owner_token(&self) -> OwnerToken {
         let (epoch, holder) = unpack(self.word.load(Ordering::SeqCst));
         OwnerToken {
@@ -94,6 +132,14 @@ impl Lease {
     }
 
     /// "Am I still at epoch `epoch`?" One `SeqCst` load, ordered against every fence.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// assert!(lease.is_current(0));
+    /// lease.try_fence(0, 1).unwrap();
+    /// assert!(!lease.is_current(0));
+    /// ```
     #[inline]
     pub fn is_current(&self, epoch: u32) -> bool {
         unpack(self.word.load(Ordering::SeqCst)).0 == epoch
@@ -101,6 +147,23 @@ impl Lease {
 
     /// Fences the owner of `observed_epoch`: CAS `(e, _) -> (e + 1, successor)`. Returns the new
     /// epoch, or a [`FenceError`] if the epoch already moved (exactly one successor wins).
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// // Two successors race to fence epoch 0: exactly one wins.
+    /// let wins: usize = std::thread::scope(|s| {
+    ///     let racers: Vec<_> = (1..=2)
+    ///         .map(|id| {
+    ///             let lease = &lease;
+    ///             s.spawn(move || lease.try_fence(0, id).is_ok())
+    ///         })
+    ///         .collect();
+    ///     racers.into_iter().map(|r| usize::from(r.join().unwrap())).sum()
+    /// });
+    /// assert_eq!(wins, 1);
+    /// assert_eq!(lease.epoch(), 1);
+    /// ```
     pub fn try_fence(&self, observed_epoch: u32, successor: u32) -> Result<u32, FenceError> {
         let mut cur = self.word.load(Ordering::SeqCst);
         loop {
@@ -123,6 +186,14 @@ impl Lease {
     }
 
     /// The raw heartbeat, `epoch << 32 | beat`.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// let before = lease.heartbeat();
+    /// lease.owner_token().renew(&lease);
+    /// assert_ne!(lease.heartbeat(), before);
+    /// ```
     pub fn heartbeat(&self) -> u64 {
         self.heartbeat.load(Ordering::Relaxed)
     }
@@ -137,7 +208,7 @@ impl Lease {
 /// assert_eq!((t.epoch(), t.holder()), (0, 7));
 /// t.renew(&lease);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct OwnerToken {
     epoch: u32,
     holder: u32,
@@ -155,16 +226,41 @@ impl OwnerToken {
     }
 
     /// The epoch this owner runs under.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// let lease = Lease::new(0);
+    /// let old = lease.owner_token();
+    /// lease.try_fence(old.epoch(), 1).unwrap();
+    /// assert!(!lease.is_current(old.epoch()), "the old owner's epoch is no longer current");
+    /// ```
     pub fn epoch(&self) -> u32 {
         self.epoch
     }
 
     /// This owner's worker id.
+    ///
+    /// ```
+    /// use replicore::replication::Lease;
+    /// assert_eq!(Lease::new(9).owner_token().holder(), 9);
+    /// ```
     pub fn holder(&self) -> u32 {
         self.holder
     }
 
     /// Renews the lease: one relaxed store, no RMW. Call at every scheduling point.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// let lease = Lease::new(0);
+    /// let mut me = lease.owner_token();
+    /// let (t0, len) = (Instant::now(), Duration::from_millis(20));
+    /// let mut monitor = LeaseObserver::new(t0);
+    /// monitor.observe(&lease, t0, len);
+    /// me.renew(&lease); // a scheduling point
+    /// assert_eq!(monitor.observe(&lease, t0 + len, len), LeaseState::Alive);
+    /// ```
     #[inline]
     pub fn renew(&mut self, lease: &Lease) {
         self.beat = self.beat.wrapping_add(1);
@@ -196,6 +292,19 @@ pub struct LeaseObserver {
 }
 
 /// The observer's verdict.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+/// let lease = Lease::new(0);
+/// let (t0, len) = (Instant::now(), Duration::from_millis(20));
+/// let mut monitor = LeaseObserver::new(t0);
+/// assert_eq!(monitor.observe(&lease, t0, len), LeaseState::Alive);
+/// if let LeaseState::Expired { epoch } = monitor.observe(&lease, t0 + len, len) {
+///     assert_eq!(lease.try_fence(epoch, 1), Ok(1));
+/// }
+/// assert_eq!(lease.epoch(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseState {
     /// The current holder renewed within the last lease.
@@ -209,6 +318,15 @@ pub enum LeaseState {
 
 impl LeaseObserver {
     /// Starts observing at `now`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// let mut monitor = LeaseObserver::new(Instant::now());
+    /// // The first sample always grants a full lease.
+    /// let len = Duration::from_millis(5);
+    /// assert_eq!(monitor.observe(&Lease::new(0), Instant::now(), len), LeaseState::Alive);
+    /// ```
     pub fn new(now: Instant) -> Self {
         Self {
             last: None,
@@ -217,6 +335,17 @@ impl LeaseObserver {
     }
 
     /// Samples the lease at `now` with lease length `lease`.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// let lease = Lease::new(0);
+    /// let (t0, len) = (Instant::now(), Duration::from_millis(20));
+    /// let mut monitor = LeaseObserver::new(t0);
+    /// monitor.observe(&lease, t0, len);
+    /// assert_eq!(monitor.observe(&lease, t0 + len / 2, len), LeaseState::Alive, "half a lease");
+    /// assert_eq!(monitor.observe(&lease, t0 + len, len), LeaseState::Expired { epoch: 0 });
+    /// ```
     pub fn observe(&mut self, lease: &Lease, now: Instant, lease_len: Duration) -> LeaseState {
         let epoch = lease.epoch();
         let hb = lease.heartbeat();

@@ -12,9 +12,17 @@ use super::slot::{Slot, SlotRead};
 use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Default log capacity (ops); tiny under loom so that wrap-around is exercised.
+///
+/// ```
+/// assert!(replicore::replication::DEFAULT_LOG_CAPACITY.is_power_of_two());
+/// ```
 #[cfg(not(loom))]
 pub const DEFAULT_LOG_CAPACITY: usize = 1024;
 /// Default log capacity (ops); tiny under loom so that wrap-around is exercised.
+///
+/// ```
+/// assert!(replicore::replication::DEFAULT_LOG_CAPACITY.is_power_of_two());
+/// ```
 #[cfg(loom)]
 pub const DEFAULT_LOG_CAPACITY: usize = 2;
 
@@ -54,6 +62,16 @@ enum Entry<T> {
 type Stamped<T> = (Stamp, Entry<T>);
 
 /// What a reader found at one position.
+///
+/// ```
+/// use replicore::replication::{LogRead, OpLog, Stamp};
+/// let log = OpLog::new(1);
+/// assert_eq!(log.read(0), LogRead::NotYet);
+/// log.append(3, 'x');
+/// assert_eq!(log.read(0), LogRead::Op(Stamp { epoch: 3, seq: 0 }, 'x'));
+/// log.append(3, 'y'); // wraps over position 0
+/// assert_eq!(log.read(0), LogRead::Gap);
+/// ```
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogRead<T> {
     /// A push of this task.
@@ -68,6 +86,12 @@ pub enum LogRead<T> {
 
 impl<T: Clone> OpLog<T> {
     /// A log of `capacity` entries (at least 1).
+    ///
+    /// ```
+    /// use replicore::replication::OpLog;
+    /// assert_eq!(OpLog::<u8>::new(16).capacity(), 16);
+    /// assert_eq!(OpLog::<u8>::new(0).capacity(), 1, "at least one entry");
+    /// ```
     pub fn new(capacity: usize) -> Self {
         Self {
             slots: (0..capacity.max(1)).map(|_| Slot::new()).collect(),
@@ -77,16 +101,41 @@ impl<T: Clone> OpLog<T> {
     }
 
     /// Capacity in entries.
+    ///
+    /// ```
+    /// use replicore::replication::OpLog;
+    /// let log = OpLog::new(4);
+    /// for i in 0..10 {
+    ///     log.append(0, i);
+    /// }
+    /// assert_eq!(log.capacity(), 4, "appending never grows the log");
+    /// ```
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
 
     /// Number of positions handed out so far (published or not).
+    ///
+    /// ```
+    /// use replicore::replication::OpLog;
+    /// let log = OpLog::new(4);
+    /// log.append(0, "a");
+    /// log.append(0, "b");
+    /// assert_eq!(log.tail(), 2);
+    /// ```
     pub fn tail(&self) -> u64 {
         self.tail.load(Ordering::SeqCst)
     }
 
     /// Publishes `value` stamped with `epoch` and the next position. Never waits.
+    ///
+    /// ```
+    /// use replicore::replication::{OpLog, Stamp};
+    /// let log = OpLog::new(4);
+    /// assert_eq!(log.append(0, "a"), Stamp { epoch: 0, seq: 0 });
+    /// // A replacement owner (epoch 1) continues the same sequence.
+    /// assert_eq!(log.append(1, "b"), Stamp { epoch: 1, seq: 1 });
+    /// ```
     pub fn append(&self, epoch: u32, value: T) -> Stamp {
         self.put(epoch, Entry::Push(value))
     }
@@ -117,6 +166,14 @@ impl<T: Clone> OpLog<T> {
     }
 
     /// Reads position `seq`.
+    ///
+    /// ```
+    /// use replicore::replication::{LogRead, OpLog};
+    /// let log = OpLog::new(4);
+    /// let s = log.append(0, 42);
+    /// assert!(matches!(log.read(s.seq), LogRead::Op(stamp, 42) if stamp == s));
+    /// assert_eq!(log.read(s.seq + 1), LogRead::NotYet);
+    /// ```
     pub fn read(&self, seq: u64) -> LogRead<T> {
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
         match slot.read(seq + 1) {

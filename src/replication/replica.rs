@@ -37,6 +37,21 @@ pub const PRUNE_AT: usize = 2;
 ///
 /// The log and replicas hold clones of the handle, never the task body, so a task exists once and
 /// is started only by whoever wins its [`Claim`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Claim, Claimable};
+/// // Any `Arc` of something that holds a `Claim` is a task handle.
+/// struct Job { claim: Claim, payload: u32 }
+/// impl AsRef<Claim> for Job {
+///     fn as_ref(&self) -> &Claim { &self.claim }
+/// }
+/// let job = Arc::new(Job { claim: Claim::new(), payload: 7 });
+/// let copy = job.clone(); // what a replica holds
+/// assert!(copy.claim().try_claim());
+/// assert!(job.claim().is_claimed(), "both handles share the one claim");
+/// assert_eq!(job.payload, 7);
+/// ```
 pub trait Claimable: Clone {
     /// The task's single claim word.
     fn claim(&self) -> &Claim;
@@ -49,6 +64,16 @@ impl<C: AsRef<Claim>> Claimable for crate::sync::Arc<C> {
 }
 
 /// What [`Replica::apply`] did with one op.
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Applied, Claim, Replica, Stamp};
+/// let mut r = Replica::new(2);
+/// let t = Arc::new(Claim::new());
+/// assert_eq!(r.apply(Stamp { epoch: 2, seq: 0 }, t.clone()), Applied::Inserted);
+/// assert_eq!(r.apply(Stamp { epoch: 2, seq: 0 }, t.clone()), Applied::Duplicate);
+/// assert_eq!(r.apply(Stamp { epoch: 1, seq: 1 }, t), Applied::Stale);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// New task recorded.
@@ -62,6 +87,17 @@ pub enum Applied {
 }
 
 /// Outcome of one [`Replica::sync`] batch.
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{Claim, OpLog, Replica};
+/// let log = OpLog::new(8);
+/// log.append(0, Arc::new(Claim::new()));
+/// log.append(0, Arc::new(Claim::new()));
+/// let mut r = Replica::new(0);
+/// let report = r.sync(&log, log.tail(), usize::MAX);
+/// assert_eq!((report.inserted, report.duplicates, report.stale, report.gap), (2, 0, 0, false));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// Ops inserted.
@@ -122,6 +158,13 @@ pub struct Replica<T> {
 
 impl<T: Claimable> Replica<T> {
     /// An empty replica following epoch `epoch`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, Replica};
+    /// let r: Replica<Arc<Claim>> = Replica::new(0);
+    /// assert_eq!((r.epoch(), r.position(), r.unclaimed().count()), (0, 0, 0));
+    /// ```
     pub fn new(epoch: u32) -> Self {
         Self {
             epoch,
@@ -136,21 +179,64 @@ impl<T: Claimable> Replica<T> {
     }
 
     /// The epoch this replica accepts.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// let mut r = Replica::new(0);
+    /// // An op from a newer epoch means someone else took over: the replica follows it.
+    /// r.apply(Stamp { epoch: 1, seq: 0 }, Arc::new(Claim::new()));
+    /// assert_eq!(r.epoch(), 1);
+    /// ```
     pub fn epoch(&self) -> u32 {
         self.epoch
     }
 
     /// Whether a gap was seen: this replica alone no longer knows every task.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// let log = OpLog::new(2);
+    /// for _ in 0..3 {
+    ///     log.append(0, Arc::new(Claim::new())); // the third overwrites position 0
+    /// }
+    /// let mut r = Replica::new(0);
+    /// assert!(r.sync(&log, log.tail(), usize::MAX).gap);
+    /// assert!(r.needs_resync(), "it missed position 0 and cannot know what it was");
+    /// ```
     pub fn needs_resync(&self) -> bool {
         self.needs_resync
     }
 
     /// Next log position this replica will read.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// let log = OpLog::new(8);
+    /// for _ in 0..5 {
+    ///     log.append(0, Arc::new(Claim::new()));
+    /// }
+    /// let mut r = Replica::new(0);
+    /// r.sync(&log, log.tail(), 3); // a batch of at most 3
+    /// assert_eq!(r.position(), 3);
+    /// ```
     pub fn position(&self) -> u64 {
         self.next
     }
 
     /// Applies one op. An op below the replica's epoch is stale; one not above the last applied stamp is a duplicate.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Applied, Claim, Replica, Stamp};
+    /// let mut r = Replica::new(1);
+    /// let late = Arc::new(Claim::new());
+    /// // A fenced owner's late push: rejected from the view, but kept for redirection.
+    /// assert_eq!(r.apply(Stamp { epoch: 0, seq: 9 }, late.clone()), Applied::Stale);
+    /// assert_eq!(r.take_redirected().len(), 1);
+    /// ```
     pub fn apply(&mut self, stamp: Stamp, task: T) -> Applied {
         if stamp.epoch < self.epoch {
             if !task.claim().is_claimed() {
@@ -204,6 +290,20 @@ impl<T: Claimable> Replica<T> {
     /// scan of the claims, which runs only when the replica holds more than [`PRUNE_AT`] tasks:
     /// a batch costs its ops, not the replica's size. A claimed task left in the replica is
     /// harmless: adoption and [`Replica::unclaimed`] skip it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// let log = OpLog::new(8);
+    /// let a = Arc::new(Claim::new());
+    /// log.append(0, a.clone());
+    /// log.append(0, Arc::new(Claim::new()));
+    /// let mut r = Replica::new(0);
+    /// assert_eq!(r.sync(&log, log.tail(), usize::MAX).inserted, 2);
+    /// assert!(a.try_claim()); // a thief started `a`: recorded on its header
+    /// r.sync(&log, log.tail(), usize::MAX); // skipped from now on
+    /// assert_eq!(r.unclaimed().count(), 1);
+    /// ```
     pub fn sync(&mut self, log: &OpLog<T>, upto: u64, max: usize) -> SyncReport {
         if self.tasks.len() > PRUNE_AT {
             self.tasks.retain(|_, t| !t.claim().is_claimed());
@@ -285,6 +385,18 @@ impl<T: Claimable> Replica<T> {
     }
 
     /// Lag in ops behind `log`'s tail, and time since this replica was last caught up.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// let log = OpLog::new(8);
+    /// let mut r = Replica::new(0);
+    /// log.append(0, Arc::new(Claim::new()));
+    /// assert_eq!(r.lag(&log).0, 1);
+    /// r.sync(&log, log.tail(), usize::MAX);
+    /// assert_eq!(r.lag(&log), (0, Some(Duration::ZERO)));
+    /// ```
     pub fn lag(&self, log: &OpLog<T>) -> (u64, Option<Duration>) {
         let ops = log.tail().saturating_sub(self.next) + self.holes.len() as u64;
         let time = if ops == 0 {
@@ -297,6 +409,16 @@ impl<T: Claimable> Replica<T> {
 
     /// Takes the tasks of stale ops seen so far (a fenced owner's late pushes). The holder must
     /// re-enqueue them; copies may also be in the old deque, and the claim picks one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// let mut r = Replica::new(1);
+    /// r.apply(Stamp { epoch: 0, seq: 4 }, Arc::new(Claim::new()));
+    /// let to_requeue = r.take_redirected();
+    /// assert_eq!(to_requeue.len(), 1);
+    /// assert!(r.take_redirected().is_empty(), "handed out once");
+    /// ```
     pub fn take_redirected(&mut self) -> Vec<T> {
         std::mem::take(&mut self.redirected)
     }
@@ -322,6 +444,17 @@ impl<T: Claimable> Replica<T> {
     }
 
     /// Tasks recorded and not yet seen claimed.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// let mut r = Replica::new(0);
+    /// let (a, b) = (Arc::new(Claim::new()), Arc::new(Claim::new()));
+    /// r.apply(Stamp { epoch: 0, seq: 0 }, a.clone());
+    /// r.apply(Stamp { epoch: 0, seq: 1 }, b.clone());
+    /// assert!(a.try_claim());
+    /// assert_eq!(r.unclaimed().count(), 1);
+    /// ```
     pub fn unclaimed(&self) -> impl Iterator<Item = &T> {
         self.tasks.values().filter(|t| !t.claim().is_claimed())
     }

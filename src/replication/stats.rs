@@ -30,6 +30,14 @@ pub struct ReplicationStats {
 }
 
 /// A point-in-time copy of [`ReplicationStats`].
+///
+/// ```
+/// use replicore::replication::ReplicationStats;
+/// let stats = ReplicationStats::default();
+/// stats.record_expiry();
+/// let snap = stats.snapshot();
+/// assert_eq!((snap.lease_expiries, snap.takeovers), (1, 0));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplicationSnapshot {
     /// Successful fences followed by adoption.
@@ -54,6 +62,11 @@ pub struct ReplicationSnapshot {
 
 impl ReplicationStats {
     /// Copies the counters.
+    ///
+    /// ```
+    /// use replicore::replication::{ReplicationSnapshot, ReplicationStats};
+    /// assert_eq!(ReplicationStats::default().snapshot(), ReplicationSnapshot::default());
+    /// ```
     pub fn snapshot(&self) -> ReplicationSnapshot {
         ReplicationSnapshot {
             takeovers: self.takeovers.load(Relaxed),
@@ -69,6 +82,15 @@ impl ReplicationStats {
 
     /// Records a replica lag sample, as returned by `Replica::lag`: ops behind, and time since it
     /// was last caught up (if known).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::replication::ReplicationStats;
+    /// let stats = ReplicationStats::default();
+    /// stats.record_lag(12, Some(Duration::from_micros(40)));
+    /// stats.record_lag(5, None); // keeps the maximum
+    /// assert_eq!(stats.snapshot().replica_lag_max, 12);
+    /// ```
     pub fn record_lag(&self, ops: u64, time: Option<Duration>) {
         self.replica_lag_max.fetch_max(ops, Relaxed);
         if let Some(t) = time {
@@ -78,11 +100,26 @@ impl ReplicationStats {
     }
 
     /// Records a lease judged expired.
+    ///
+    /// ```
+    /// use replicore::replication::ReplicationStats;
+    /// let stats = ReplicationStats::default();
+    /// stats.record_expiry();
+    /// stats.record_expiry();
+    /// assert_eq!(stats.snapshot().lease_expiries, 2);
+    /// ```
     pub fn record_expiry(&self) {
         self.lease_expiries.fetch_add(1, Relaxed);
     }
 
     /// Records a replacement worker thread started by the pool.
+    ///
+    /// ```
+    /// use replicore::replication::ReplicationStats;
+    /// let stats = ReplicationStats::default();
+    /// stats.record_replacement();
+    /// assert_eq!(stats.snapshot().replacement_threads, 1);
+    /// ```
     pub fn record_replacement(&self) {
         self.replacement_threads.fetch_add(1, Relaxed);
     }

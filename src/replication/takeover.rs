@@ -12,6 +12,20 @@ use super::replica::{Claimable, Replica};
 use crate::fault::{FaultPoint, point};
 
 /// The result of a successful [`take_over`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use replicore::replication::{take_over, Claim, CoreState, Replica};
+/// let core = CoreState::new(0, 64, Default::default());
+/// let me = core.lease().owner_token();
+/// for _ in 0..3 {
+///     core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+/// }
+/// let mut replica = Replica::new(0);
+/// let adoption = take_over(&core, &mut replica, 0, 1, || None).unwrap();
+/// assert_eq!((adoption.new_epoch, adoption.tasks.len()), (1, 3));
+/// assert_eq!((adoption.from_replica, adoption.used_fallback), (3, false));
+/// ```
 #[derive(Debug)]
 pub struct Adoption<T> {
     /// The epoch the replacement owner runs under.

@@ -114,11 +114,36 @@ pub struct Topology {
 }
 
 /// Distance the synthetic builders use within a node, as ACPI SLIT does.
+///
+/// ```
+/// use replicore::topology::LOCAL_DISTANCE;
+/// use replicore::{NodeId, Topology};
+/// let topo = Topology::synthetic(2, 1, 1)?;
+/// assert_eq!(topo.distance(NodeId(0), NodeId(0)), LOCAL_DISTANCE);
+/// # Ok::<(), replicore::TopologyError>(())
+/// ```
 pub const LOCAL_DISTANCE: u32 = 10;
 /// Distance the synthetic builders use between two different nodes.
+///
+/// ```
+/// use replicore::topology::REMOTE_DISTANCE;
+/// use replicore::{NodeId, Topology};
+/// let topo = Topology::synthetic(2, 1, 1)?;
+/// assert_eq!(topo.distance(NodeId(0), NodeId(1)), REMOTE_DISTANCE);
+/// # Ok::<(), replicore::TopologyError>(())
+/// ```
 pub const REMOTE_DISTANCE: u32 = 20;
 
 /// The environment variable that, when set, makes [`Topology::detect`] return its synthetic spec.
+///
+/// ```
+/// use replicore::topology::TOPOLOGY_ENV;
+/// // What `REPLICORE_TOPOLOGY="numa:2 core:2" cargo run ...` gives `Topology::detect`:
+/// let spec = std::env::var(TOPOLOGY_ENV).unwrap_or_else(|_| "numa:2 core:2".to_string());
+/// let topo: replicore::Topology = spec.parse()?;
+/// assert!(topo.num_cpus() >= 1);
+/// # Ok::<(), replicore::TopologyError>(())
+/// ```
 pub const TOPOLOGY_ENV: &str = "REPLICORE_TOPOLOGY";
 
 impl Topology {
