@@ -1,67 +1,147 @@
 //! Replicated (logged) jobs: a reference-counted header holding the job's single [`Claim`].
 //!
 //! With `replication_factor >= 1`, a heap job a worker queues on its own deque (`spawn`, scope
-//! children) is wrapped in an `Arc<LoggedJob>` and published to that CPU's op log before it enters
-//! the deque, so the CPU's replicas know it until it is claimed. Copies of the handle may then sit
-//! in the deque, the log, replicas and a successor's adoption list at once; the header's `Claim`
-//! decides which copy runs (G2). The header owns the claim word, so a copy read after the job ran
-//! still reads valid memory; only the claim winner touches the job itself.
+//! children) is wrapped in a [`Logged`] header and published to that CPU's op log before it
+//! enters the deque, so the CPU's replicas know it until it is claimed. Copies of the handle may
+//! then sit in the deque, the log, replicas and a successor's adoption list at once; the header's
+//! `Claim` decides which copy runs (G2). The header owns the claim word, so a copy read after the
+//! job ran still reads valid memory; only the claim winner touches the job itself.
+//!
+//! A `spawn` from a worker puts its closure **in** the header: one allocation per task, as with
+//! `R = 0`. A scope child (whose closure borrows the scope, so it cannot be a `'static` trait
+//! object) and an external `spawn` wrap the already boxed job's [`JobRef`] instead.
 //!
 //! `join`'s second half is never logged: it lives in its joiner's stack frame (see
 //! `src/replication/README.md`, "Stack jobs"), and `R = 0` pools log nothing, so they pay nothing.
 
 use std::sync::Arc;
 
-use super::job::{Job, JobRef};
+use super::job::{HeapJob, Job, JobRef};
 use super::worker::WorkerThread;
 use crate::replication::{Claim, Start};
+use crate::sync::UnsafeCell;
 
-/// A job's claim plus the job. Queues carry it as a [`JobRef`] that owns one strong count.
-pub(crate) struct LoggedJob {
-    claim: Claim,
-    job: JobRef,
+/// Work that runs at most once, by whoever wins its header's claim.
+pub(crate) trait RunOnce: Send + 'static {
+    /// Runs the work.
+    ///
+    /// # Safety
+    /// Called once, by the winner of the work's claim.
+    unsafe fn run_once(self);
+
+    /// The work as a plain queue job, for pools that log nothing.
+    fn into_job_ref(self) -> JobRef;
 }
 
-impl std::fmt::Debug for LoggedJob {
+impl RunOnce for JobRef {
+    unsafe fn run_once(self) {
+        // SAFETY: the claim winner owns this job's single start.
+        unsafe { self.execute() }
+    }
+
+    fn into_job_ref(self) -> JobRef {
+        self
+    }
+}
+
+/// A `'static` closure given to `spawn` on a worker.
+pub(crate) struct Spawned<F>(pub(crate) F);
+
+impl<F: FnOnce() + Send + 'static> RunOnce for Spawned<F> {
+    unsafe fn run_once(self) {
+        (self.0)()
+    }
+
+    fn into_job_ref(self) -> JobRef {
+        // SAFETY: the closure is `'static`, so it may run at any time.
+        unsafe { HeapJob::into_job_ref(self.0) }
+    }
+}
+
+/// What the replication protocol stores about a logged task: its claim, and how to queue a copy.
+pub(crate) trait LoggedTask: Send + Sync {
+    /// The task's single claim word.
+    fn claim(&self) -> &Claim;
+
+    /// A queue copy of this task: the returned [`JobRef`] owns one strong count, released when
+    /// the copy is executed (whether or not it wins the claim).
+    fn job_ref(self: Arc<Self>) -> JobRef;
+
+    /// Runs the task's work.
+    ///
+    /// # Safety
+    /// Called once, by the winner of the claim.
+    unsafe fn run(&self);
+}
+
+impl AsRef<Claim> for dyn LoggedTask {
+    fn as_ref(&self) -> &Claim {
+        self.claim()
+    }
+}
+
+impl std::fmt::Debug for dyn LoggedTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoggedJob")
-            .field("claimed", &self.claim.is_claimed())
+        f.debug_struct("LoggedTask")
+            .field("claimed", &self.claim().is_claimed())
             .finish_non_exhaustive()
     }
 }
 
-impl AsRef<Claim> for LoggedJob {
-    fn as_ref(&self) -> &Claim {
+/// The handle the replication protocol stores.
+pub(crate) type Handle = Arc<dyn LoggedTask>;
+
+/// A task's claim plus its work, in one allocation.
+pub(crate) struct Logged<R> {
+    claim: Claim,
+    /// Taken out by the claim winner only.
+    work: UnsafeCell<Option<R>>,
+}
+
+// SAFETY: `work` is moved out only by the single winner of `claim` (`run`), and otherwise only
+// dropped with the header, when no other reference exists; every other access is to `claim`,
+// which is atomic. So sharing the header needs only `R: Send`.
+unsafe impl<R: Send> Sync for Logged<R> {}
+
+/// Wraps `work` in a logged header.
+pub(crate) fn logged<R: RunOnce>(work: R) -> Handle {
+    Arc::new(Logged {
+        claim: Claim::new(),
+        work: UnsafeCell::new(Some(work)),
+    })
+}
+
+/// A queue copy of `handle` (see [`LoggedTask::job_ref`]).
+pub(crate) fn job_ref(handle: Handle) -> JobRef {
+    handle.job_ref()
+}
+
+impl<R: RunOnce> LoggedTask for Logged<R> {
+    fn claim(&self) -> &Claim {
         &self.claim
     }
-}
 
-/// The handle the replication protocol stores.
-pub(crate) type Handle = Arc<LoggedJob>;
-
-impl LoggedJob {
-    /// Wraps `job` (a heap job: it must be valid until it runs, with no frame waiting on it
-    /// being popped back).
-    pub(crate) fn new(job: JobRef) -> Handle {
-        Arc::new(LoggedJob {
-            claim: Claim::new(),
-            job,
-        })
-    }
-
-    /// A queue copy of `handle`: the returned [`JobRef`] owns one strong count, released when
-    /// the copy is executed (whether or not it wins the claim).
-    pub(crate) fn job_ref(handle: Handle) -> JobRef {
+    fn job_ref(self: Arc<Self>) -> JobRef {
         // SAFETY: the pointer comes from `Arc::into_raw` and is turned back into the `Arc` exactly
         // once, by `execute`; the header stays alive until then.
-        unsafe { JobRef::new(Arc::into_raw(handle)) }
+        unsafe { JobRef::new(Arc::into_raw(self)) }
+    }
+
+    unsafe fn run(&self) {
+        // SAFETY: only the claim winner gets here, once (the caller's contract), so no other
+        // access to `work` is in progress.
+        let work = self.work.with_mut(|w| unsafe { (*w).take() });
+        if let Some(work) = work {
+            // SAFETY: forwarded: we won the claim.
+            unsafe { work.run_once() }
+        }
     }
 }
 
-impl Job for LoggedJob {
+impl<R: RunOnce> Job for Logged<R> {
     unsafe fn execute(this: *const ()) {
         // SAFETY: `this` came from `Arc::into_raw` in `job_ref`; each queue copy is executed once.
-        let handle = unsafe { Arc::from_raw(this.cast::<LoggedJob>()) };
+        let handle: Handle = unsafe { Arc::from_raw(this.cast::<Logged<R>>()) };
         let won = match WorkerThread::current() {
             // A worker records the task in hand, then starts it through its lease check and the
             // claim (`CoreState::start`): a fenced worker never claims, it redirects.
@@ -69,16 +149,15 @@ impl Job for LoggedJob {
                 Start::Run => true,
                 Start::AlreadyClaimed => false,
                 Start::Fenced => {
-                    w.registry.inject(LoggedJob::job_ref(handle));
+                    w.registry.inject(job_ref(handle));
                     return;
                 }
             },
-            None => handle.claim.try_claim(),
+            None => handle.claim().try_claim(),
         };
         if won {
-            // SAFETY: we won the job's single claim, so this is its one start; the job is alive
-            // because no one else ran it.
-            unsafe { handle.job.execute() }
+            // SAFETY: we won the task's single claim, so this is its one start.
+            unsafe { handle.run() }
         }
     }
 }

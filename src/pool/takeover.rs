@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
-use super::logged::{Handle, LoggedJob};
+use super::logged::{Handle, job_ref};
 use super::monitor::start_worker;
 use super::registry::Registry;
 use crate::fault::{FaultPoint, point};
@@ -153,7 +153,7 @@ pub(crate) fn reoffer_all(registry: &Registry) {
 pub(crate) fn reoffer(registry: &Registry, tasks: Vec<Handle>) {
     for t in tasks {
         if !t.claim().is_claimed() {
-            registry.inject(LoggedJob::job_ref(t));
+            registry.inject(job_ref(t));
         }
     }
 }
@@ -189,7 +189,7 @@ fn restore_capacity(
     let slot = &registry.slots[i];
     let deque = Worker::new_lifo();
     for t in &tasks {
-        deque.push(LoggedJob::job_ref(Arc::clone(t)));
+        deque.push(job_ref(Arc::clone(t)));
     }
     let started = slot.add_generation(deque.stealer())
         && start_worker(

@@ -8,7 +8,7 @@ use super::builder::ThreadPoolBuilder;
 use super::job::{HeapJob, StackJob};
 use super::join::join_on_worker;
 use super::latch::{LockLatch, SpinLatch};
-use super::logged::LoggedJob;
+use super::logged::{Spawned, job_ref, logged};
 use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
@@ -340,15 +340,15 @@ where
             }
         }
     };
-    // SAFETY: the closure is `'static`, so it may run at any time.
-    let job_ref = unsafe { HeapJob::into_job_ref(job) };
     match WorkerThread::current() {
-        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(job_ref, true),
+        // The closure goes straight into the logged header: one allocation per task.
+        Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(Spawned(job), true),
         _ if registry.config.replication_factor > 0 => {
-            let handle = LoggedJob::new(job_ref);
+            let handle = logged(Spawned(job));
             registry.external.lock().push(Arc::clone(&handle));
-            registry.inject(LoggedJob::job_ref(handle));
+            registry.inject(job_ref(handle));
         }
-        _ => registry.inject(job_ref),
+        // SAFETY: the closure is `'static`, so it may run at any time.
+        _ => registry.inject(unsafe { HeapJob::into_job_ref(job) }),
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::job::JobRef;
-use super::logged::{Handle, LoggedJob};
+use super::logged::{Handle, RunOnce, job_ref, logged};
 use super::registry::{CoreSlot, Registry};
 use super::sleep::{CoreLatch, Slept};
 use super::stats::bump;
@@ -164,19 +164,20 @@ impl WorkerThread {
     /// on, it is first published to this CPU's op log (see `logged`). `detached` jobs (`spawn`)
     /// take the full, fenced wake-up check: the spawner may go on to block (say, on a channel the
     /// task will fill), so it cannot be relied on to pop the task itself.
-    pub(crate) fn push_heap(&self, job: JobRef, detached: bool) {
+    pub(crate) fn push_heap(&self, job: impl RunOnce, detached: bool) {
         let job = if self.registry.config.replication_factor == 0 {
+            let job = job.into_job_ref();
             if self.is_fenced() {
                 return self.redirect(job);
             }
             job
         } else {
             let token = self.token.get();
-            match self.slot().core.publish_push(&token, LoggedJob::new(job)) {
-                Ok(handle) => LoggedJob::job_ref(handle),
+            match self.slot().core.publish_push(&token, logged(job)) {
+                Ok(handle) => job_ref(handle),
                 Err(Fenced(handle)) => {
                     self.fenced.set(true);
-                    self.registry.inject(LoggedJob::job_ref(handle));
+                    self.registry.inject(job_ref(handle));
                     return;
                 }
             }

@@ -57,7 +57,7 @@ pub trait Claimable: Clone {
     fn claim(&self) -> &Claim;
 }
 
-impl<C: AsRef<Claim>> Claimable for crate::sync::Arc<C> {
+impl<C: AsRef<Claim> + ?Sized> Claimable for crate::sync::Arc<C> {
     fn claim(&self) -> &Claim {
         (**self).as_ref()
     }
