@@ -263,7 +263,13 @@ impl ThreadPoolBuilder {
     /// name as the worker it replaces.
     ///
     /// ```
-    /// let pool = replicore::ThreadPool::builder().num_threads(1).thread_name(|i| format!("w{i}")).build()?;
+    /// // A long lease keeps this example exact on a busy machine: a worker descheduled for
+    /// // longer than the lease is taken over, and its replacement thread has its own name.
+    /// let pool = replicore::ThreadPool::builder()
+    ///     .num_threads(1)
+    ///     .lease(std::time::Duration::from_secs(1))
+    ///     .thread_name(|i| format!("w{i}"))
+    ///     .build()?;
     /// let name = pool.install(|| std::thread::current().name().map(str::to_owned));
     /// assert_eq!(name.as_deref(), Some("w0"));
     /// # Ok::<(), replicore::BuildError>(())
@@ -293,6 +299,9 @@ impl ThreadPoolBuilder {
     /// let s = started.clone();
     /// let pool = replicore::ThreadPool::builder()
     ///     .num_threads(2)
+    ///     // Replacement threads started by a takeover call the handler too; a long lease keeps
+    ///     // the count exact even when a busy machine deschedules a worker for a while.
+    ///     .lease(std::time::Duration::from_secs(1))
     ///     .start_handler(move |_| { s.fetch_add(1, Ordering::SeqCst); })
     ///     .build()?;
     /// pool.shutdown();
@@ -313,6 +322,8 @@ impl ThreadPoolBuilder {
     /// let e = exited.clone();
     /// let pool = replicore::ThreadPool::builder()
     ///     .num_threads(2)
+    ///     // A long lease: no takeover (whose replacement threads would exit too) on a busy machine.
+    ///     .lease(std::time::Duration::from_secs(1))
     ///     .exit_handler(move |_| { e.fetch_add(1, Ordering::SeqCst); })
     ///     .build()?;
     /// pool.shutdown();
