@@ -3,9 +3,9 @@
 //!
 //! Workers judge their neighbours' leases and drive takeovers themselves (`watch`,
 //! `takeover`). The monitor is its own thread so that detection still works when every worker
-//! is busy with long tasks, stalled or dead: it drives a takeover only when a lease has been
-//! silent for a tick longer than a full lease, and meanwhile asks the workers for help. It never
-//! enters a fault plan, and no takeover depends on it alone.
+//! is busy with long tasks, stalled or dead. When some watcher of an expired CPU is alive, it
+//! gives the workers one more tick (and asks them for help) before it drives itself; when none
+//! is, it drives at once. It never enters a fault plan, and no takeover depends on it alone.
 
 use std::io;
 use std::sync::Arc;
@@ -79,20 +79,32 @@ fn run(registry: Arc<Registry>) {
         sync_replicas(&registry);
         registry.external.lock().retain(|t| !t.claim().is_claimed());
         let now = Instant::now();
-        let mut waiting = false;
-        for i in 0..n {
+        let driver = |i: usize| Driver {
             // The fence names the CPU's first replica holder as the new holder, as a worker
             // driving it would; with `R = 0`, the next slot.
-            let successor = registry.slots[i]
-                .replicas
-                .first()
-                .map_or((i + 1) % n, |r| r.0);
+            successor: registry.slots[i].replicas.first().map_or((i + 1) % n, |r| r.0),
             // The monitor never enters a fault plan, so its fault id is never addressed.
-            let driver = Driver {
-                successor,
-                fault_id: usize::MAX,
+            fault_id: usize::MAX,
+        };
+        let verdicts: Vec<Verdict> = (0..n)
+            .map(|i| check(&registry, i, now, driver(i), grace))
+            .collect();
+        let mut waiting = false;
+        for i in (0..n).filter(|&i| verdicts[i] == Verdict::Waiting) {
+            // The grace is for a watcher that will get to it first. If none of this CPU's
+            // watchers renewed its own lease within the last lease (all busy in long tasks,
+            // stalled or dead), no one will: drive now.
+            let mut watchers = registry.slots[i].replicas.iter().map(|r| r.0);
+            let some_watcher_alive = if registry.slots[i].replicas.is_empty() {
+                (0..n).any(|w| w != i && verdicts[w] == Verdict::Fine)
+            } else {
+                watchers.any(|w| verdicts[w] == Verdict::Fine)
             };
-            waiting |= check(&registry, i, now, driver, grace) == Verdict::Waiting;
+            if some_watcher_alive {
+                waiting = true;
+            } else {
+                check(&registry, i, now, driver(i), Duration::ZERO);
+            }
         }
         // An expiry no worker has handled yet: every worker checks every lease until it is.
         if registry.takeover_wanted.swap(waiting, Ordering::Relaxed) != waiting && waiting {

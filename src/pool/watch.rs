@@ -3,11 +3,11 @@
 //!
 //! Every worker checks the CPUs it holds replicas of (with `R = 0`, every other CPU) every
 //! [`WATCH_EVERY`] turns of its scheduling loop, and drives the takeover itself when it finds one
-//! expired (`takeover::drive`, under its own fault id). The monitor checks every CPU each tick,
-//! but drives a takeover only when the lease has been silent for a further tick: the workers go
-//! first, and the monitor is the backstop for when every worker is busy in long tasks, stalled,
-//! or dead. When it sees an expiry the workers have not handled, it raises `takeover_wanted` and
-//! wakes everyone, and then any worker checks every CPU.
+//! expired (`takeover::drive`, under its own fault id). The monitor checks every CPU each tick.
+//! While some watcher of an expired CPU is alive, it waits one more tick, raises
+//! `takeover_wanted` and wakes everyone, and then any worker checks every CPU: the workers go
+//! first. When no watcher is alive (all busy in long tasks, stalled or dead), the monitor drives
+//! at once.
 //!
 //! The observer sits behind a lock that is only ever `try_lock`ed and is never held across a
 //! fault point, so a thread that stalls or crashes cannot take the judging of a CPU with it.
