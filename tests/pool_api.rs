@@ -369,3 +369,21 @@ fn yield_now_runs_one_queued_task_and_says_what_it_did() {
     assert_eq!(third, Some(replicore::Yield::Idle));
     assert_eq!(ran, 1);
 }
+
+/// Shutdown wakes the monitor instead of waiting out its tick (a quarter lease: 30 s here).
+#[test]
+fn shutdown_does_not_wait_for_the_monitor_tick() {
+    let p = replicore::ThreadPool::builder()
+        .num_threads(2)
+        .lease(std::time::Duration::from_secs(120))
+        .build()
+        .unwrap();
+    assert_eq!(p.install(|| 1 + 1), 2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        p.shutdown();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("watchdog: shutdown waited for the monitor's 30 s tick");
+}

@@ -263,6 +263,7 @@ pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
     join_workers(registry);
     registry.monitor_stop.store(true, Ordering::Release);
     if let Some(m) = monitor {
+        m.thread().unpark();
         let _ = m.join();
     }
     // Replacements the monitor started while we were joining.
