@@ -8,7 +8,7 @@
 
 use super::backoff::Backoff;
 use crate::sync::UnsafeCell;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// One log slot.
@@ -22,6 +22,9 @@ struct Entry<Op> {
 pub struct Log<Op> {
     entries: Box<[Entry<Op>]>,
     mask: usize,
+    /// Set once a write op panicked while a replica applied it (see [`Log::poison`]). It sits
+    /// with the read-only fields: it is written at most once, and every operation reads it.
+    poisoned: AtomicBool,
     /// The next position to reserve.
     tail: CachePadded<AtomicUsize>,
     /// Every position below it has been applied by at least one replica, and by every replica
@@ -60,6 +63,7 @@ impl<Op: Clone> Log<Op> {
         Self {
             entries,
             mask: size - 1,
+            poisoned: AtomicBool::new(false),
             tail: CachePadded::new(AtomicUsize::new(0)),
             completed: CachePadded::new(AtomicUsize::new(0)),
             head_cache: CachePadded::new(AtomicUsize::new(0)),
@@ -139,6 +143,19 @@ impl<Op: Clone> Log<Op> {
             .op
             .with(|p| unsafe { (*p).clone() })
             .expect("published log entry holds an op")
+    }
+
+    /// Whether a write op panicked while being applied. From then on no replica applies the log
+    /// again and every operation panics (see `Dispatch::dispatch_mut`).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Marks the log poisoned: the op at some position panicked in a replica, which is now
+    /// half-way through it. Writes replay deterministically, so every other replica would panic
+    /// on the same op; none is allowed to try.
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
     }
 
     /// Records that `replica` has applied every position below `to`, and that those are complete.

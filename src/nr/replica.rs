@@ -16,6 +16,7 @@ use super::slots::{Slot, Slots};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crate::sync::{Mutex, MutexGuard, UnsafeCell};
 use crossbeam_utils::CachePadded;
+use std::panic::{self, AssertUnwindSafe};
 
 /// Counters kept per replica so combiners on different nodes do not share them.
 #[derive(Default)]
@@ -72,6 +73,9 @@ impl<D: Dispatch> Replica<D> {
         let backoff = Backoff::new();
         loop {
             if log.local_tail(me) < at_least {
+                if log.is_poisoned() {
+                    poisoned();
+                }
                 if let Some(guard) = self.combiner.try_lock() {
                     self.replay(me, log, &guard, |_, _| {});
                 } else {
@@ -93,6 +97,10 @@ impl<D: Dispatch> Replica<D> {
             }
             slot.reading.store(false, Ordering::Release);
             while self.writer.load(Ordering::Acquire) {
+                // A replica poisoned mid-write keeps its writer flag up for good.
+                if log.is_poisoned() {
+                    poisoned();
+                }
                 backoff.snooze();
             }
         }
@@ -113,6 +121,11 @@ impl<D: Dispatch> Replica<D> {
         if from >= to {
             return;
         }
+        // Another replica panicked on an op in this range; applying it here would panic the same
+        // way (writes are deterministic) and leave a second replica half-written.
+        if log.is_poisoned() {
+            poisoned();
+        }
         self.writer.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         self.slots.for_each(|s| {
@@ -121,17 +134,27 @@ impl<D: Dispatch> Replica<D> {
                 backoff.snooze();
             }
         });
-        // A write that panics half-applied leaves this replica different from the others and
-        // its writer flag up; carrying on would hang readers or serve diverged state.
-        let abort = AbortOnUnwind;
         for pos in from..to {
-            let op = log.read(pos);
-            // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag with
-            // every reader flag seen clear afterwards, so no reader holds a reference to `data`.
-            let resp = self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) });
-            respond(pos, resp);
+            let applied = panic::catch_unwind(AssertUnwindSafe(|| {
+                let op = log.read(pos);
+                // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag
+                // with every reader flag seen clear afterwards, so no reader holds a reference
+                // to `data`.
+                self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) })
+            }));
+            match applied {
+                Ok(resp) => respond(pos, resp),
+                Err(payload) => {
+                    // The replica is half-way through the op. Poison the log so that no one
+                    // replays it anywhere else, and leave this replica's writer flag raised so no
+                    // reader ever sees the half-written state; every waiter checks the poison
+                    // flag and panics instead of waiting forever. The thread that ran the op
+                    // gets the op's own panic.
+                    log.poison();
+                    panic::resume_unwind(payload);
+                }
+            }
         }
-        std::mem::forget(abort);
         log.advance(me, to);
         self.writer.store(false, Ordering::Release);
     }
@@ -146,14 +169,13 @@ impl Drop for LowerOnDrop<'_> {
     }
 }
 
-/// Aborts the process if dropped, which only happens while unwinding out of `dispatch_mut`.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        eprintln!(
-            "replicore::nr: Dispatch::dispatch_mut panicked while applying the log; aborting"
-        );
-        std::process::abort();
-    }
+/// Panics because the log is poisoned: a write op panicked earlier (see
+/// [`Dispatch::dispatch_mut`]).
+#[cold]
+#[track_caller]
+pub(crate) fn poisoned() -> ! {
+    panic!(
+        "replicore::nr: this NodeReplicated is poisoned: an earlier write operation panicked in \
+         Dispatch::dispatch_mut, so the replicas no longer hold a state the log describes"
+    )
 }

@@ -4,7 +4,7 @@ use super::backoff::Backoff;
 use super::config::{NrConfig, NrError};
 use super::log::Log;
 use super::placement;
-use super::replica::{CombinerGuard, Replica};
+use super::replica::{CombinerGuard, Replica, poisoned};
 use super::slots::{DONE, EMPTY, PENDING, Slot, TAKEN};
 use super::{Dispatch, NrStats};
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -195,6 +195,21 @@ impl<D: Dispatch> NodeReplicated<D> {
         self.register(node)
     }
 
+    /// Whether a write operation panicked in [`Dispatch::dispatch_mut`]. Once it has, every
+    /// operation through any handle panics; see `dispatch_mut` for why.
+    ///
+    /// ```
+    /// # use replicore::nr::ReplicatedCounter;
+    /// let topo = replicore::Topology::synthetic(1, 1, 1)?;
+    /// let counter = ReplicatedCounter::new(&topo)?;
+    /// counter.register(topo.nodes()[0])?.add(1);
+    /// assert!(!counter.is_poisoned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.log.is_poisoned()
+    }
+
     /// Counters since creation.
     ///
     /// ```
@@ -307,6 +322,9 @@ impl<D: Dispatch> NodeReplicated<D> {
             match self.log.try_reserve(n) {
                 Ok(start) => return start,
                 Err(tail) => {
+                    if self.log.is_poisoned() {
+                        poisoned();
+                    }
                     let needed = (tail + n).saturating_sub(self.log.size());
                     if self.log.head() < needed {
                         self.replicas[me].replay(me, &self.log, guard, |_, _| {});
@@ -374,6 +392,10 @@ impl<D: Dispatch> Handle<'_, D> {
     /// Runs a read on the local replica. Linearizable: the replica first catches up with every
     /// write that completed before this call.
     ///
+    /// # Panics
+    /// If the structure is poisoned (see [`NodeReplicated::is_poisoned`]), or if `dispatch`
+    /// panics (that panic, which leaves the structure usable).
+    ///
     /// ```
     /// # use replicore::nr::{ReplicatedCounter, CounterRead};
     /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
@@ -383,6 +405,9 @@ impl<D: Dispatch> Handle<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn execute(&self, op: D::ReadOp<'_>) -> D::Response {
+        if self.nr.log.is_poisoned() {
+            poisoned();
+        }
         let at_least = self.nr.log.completed();
         self.nr.replicas[self.replica].read(self.replica, &self.nr.log, self.slot, at_least, |d| {
             d.dispatch(op)
@@ -391,6 +416,11 @@ impl<D: Dispatch> Handle<'_, D> {
 
     /// Runs a write: it joins the node's next combined batch, is ordered by the log and applied
     /// to every replica. Returns the write's response from the local replica.
+    ///
+    /// # Panics
+    /// If this or an earlier write panicked in `dispatch_mut` (see [`NodeReplicated::is_poisoned`]):
+    /// the thread that applied the failing op gets its panic, every other caller a "poisoned"
+    /// panic.
     ///
     /// ```
     /// # use replicore::nr::{ReplicatedCounter, CounterWrite};
@@ -401,6 +431,9 @@ impl<D: Dispatch> Handle<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn execute_mut(&self, op: D::WriteOp) -> D::Response {
+        if self.nr.log.is_poisoned() {
+            poisoned();
+        }
         let slot = self.slot;
         // SAFETY: the mailbox is EMPTY, so no combiner touches it until we publish PENDING.
         slot.op.with_mut(|p| unsafe { *p = Some(op) });
@@ -418,6 +451,10 @@ impl<D: Dispatch> Handle<'_, D> {
                 let r = slot.resp.with_mut(|p| unsafe { (*p).take() });
                 slot.state.store(EMPTY, Ordering::Relaxed);
                 return r.expect("a done mailbox holds a response");
+            }
+            // Our op may sit in the log behind one that panicked: it will never be applied.
+            if self.nr.log.is_poisoned() {
+                poisoned();
             }
             backoff.snooze();
         }
