@@ -138,3 +138,42 @@ fn helping_a_lagging_replica() {
         assert!(c.stats().max_replica_lag <= 2);
     });
 }
+
+/// With one replica a read waits for no log position (there is no completed tail to catch up
+/// with): the reader-writer lock alone must order it after every completed write. A reader that
+/// learns (through a flag set after `add` returned) that the write completed must see it, and
+/// the combiner, which now owns the log tail alone, must not lose a batch.
+#[test]
+fn single_replica_read_after_completed_write() {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(3, || {
+        let c = counter(
+            1,
+            NrConfig {
+                log_size: 2,
+                max_batch: 2,
+                lag_bound: 2,
+            },
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let (c2, done2) = (c.clone(), done.clone());
+        let reader = thread::spawn(move || {
+            let h = c2.register(NodeId(0)).unwrap();
+            let completed = done2.load(Ordering::Acquire);
+            let seen = h.get();
+            if completed {
+                assert!(seen >= 1, "a read after a completed write missed it");
+            }
+            let again = h.get();
+            assert!(seen <= again);
+        });
+        let h = c.register(NodeId(0)).unwrap();
+        assert_eq!(h.add(1), 1);
+        done.store(true, Ordering::Release);
+        assert_eq!(h.add(1), 2);
+        assert_eq!(h.get(), 2);
+        reader.join().unwrap();
+        assert_eq!(c.stats().operations, 2);
+        assert_eq!(c.register(NodeId(0)).unwrap().get(), 2);
+    });
+}

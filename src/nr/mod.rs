@@ -37,6 +37,7 @@ mod placement;
 mod replica;
 mod replicated;
 mod slots;
+mod trylock;
 
 pub use config::{NrConfig, NrError};
 pub use counter::{Counter, CounterRead, CounterWrite, ReplicatedCounter};
