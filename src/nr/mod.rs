@@ -15,7 +15,9 @@
 //!   after the replica has applied every write that completed before the read began;
 //! - a replica that falls behind (an idle node) never blocks writers: a writer that finds the log
 //!   full, or the replica more than `lag_bound` behind, replays the log into it ("helping",
-//!   counted in [`NrStats::helping_events`]).
+//!   counted in [`NrStats::helping_events`]);
+//! - a write that panics poisons the structure, as a panic poisons a `std::sync::Mutex`: see
+//!   [`Dispatch::dispatch_mut`].
 //!
 //! ```
 //! use replicore::nr::ReplicatedHashMap;

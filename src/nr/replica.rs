@@ -8,6 +8,12 @@
 //!
 //! Only the holder of the combiner lock writes to the replica, so writers need no further mutual
 //! exclusion; the lock is also what lets a thread from another node replay into this replica.
+//! Nobody ever waits for that lock (see `trylock`): a thread that cannot take it either has its
+//! op combined by the holder or polls its own mailbox.
+//!
+//! If a write panics while being applied, the log is poisoned and this replica's writer flag
+//! stays raised, so no reader ever sees the half-applied state; waiters notice the poison and
+//! panic instead of waiting (see `Dispatch::dispatch_mut`).
 
 use super::Dispatch;
 use super::backoff::Backoff;
