@@ -138,3 +138,96 @@ fn helping_a_lagging_replica() {
         assert!(c.stats().max_replica_lag <= 2);
     });
 }
+
+/// With one replica a read waits for no log position (there is no completed tail to catch up
+/// with): the reader-writer lock alone must order it after every completed write. A reader that
+/// learns (through a flag set after `add` returned) that the write completed must see it, and
+/// the combiner, which now owns the log tail alone, must not lose a batch.
+#[test]
+fn single_replica_read_after_completed_write() {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(3, || {
+        let c = counter(
+            1,
+            NrConfig {
+                log_size: 2,
+                max_batch: 2,
+                lag_bound: 2,
+            },
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let (c2, done2) = (c.clone(), done.clone());
+        let reader = thread::spawn(move || {
+            let h = c2.register(NodeId(0)).unwrap();
+            let completed = done2.load(Ordering::Acquire);
+            let seen = h.get();
+            if completed {
+                assert!(seen >= 1, "a read after a completed write missed it");
+            }
+            let again = h.get();
+            assert!(seen <= again);
+        });
+        let h = c.register(NodeId(0)).unwrap();
+        assert_eq!(h.add(1), 1);
+        done.store(true, Ordering::Release);
+        assert_eq!(h.add(1), 2);
+        assert_eq!(h.get(), 2);
+        reader.join().unwrap();
+        assert_eq!(c.stats().operations, 2);
+        assert_eq!(c.register(NodeId(0)).unwrap().get(), 2);
+    });
+}
+
+/// A write that panics while a combiner applies it: one thread submits it, another thread of
+/// the same node submits a normal write (so either may combine the other's op) and a third on a
+/// second node reads. Nobody waits for ever: each thread either finishes or panics, the one that
+/// applied the bad op with its own panic, the rest as poisoned, and the structure ends poisoned.
+#[test]
+fn panicking_write_poisons_without_hanging() {
+    use replicore::nr::{Dispatch, NodeReplicated};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    struct Fragile(u64);
+    impl Dispatch for Fragile {
+        type ReadOp<'a> = ();
+        type WriteOp = bool;
+        type Response = u64;
+        fn dispatch<'a>(&self, _: ()) -> u64 {
+            self.0
+        }
+        fn dispatch_mut(&mut self, boom: bool) -> u64 {
+            self.0 += 1;
+            assert!(!boom, "boom");
+            self.0
+        }
+    }
+
+    model(2, || {
+        let topo = Topology::synthetic(2, 1, 1).unwrap();
+        let cfg = NrConfig {
+            log_size: 4,
+            max_batch: 2,
+            lag_bound: 4,
+        };
+        let nr = Arc::new(NodeReplicated::with_config(&topo, cfg, || Fragile(0)).unwrap());
+        let spawn_op = |node: usize, op: Option<bool>| {
+            let nr = nr.clone();
+            thread::spawn(move || {
+                let h = nr.register(NodeId(node)).unwrap();
+                catch_unwind(AssertUnwindSafe(|| match op {
+                    Some(boom) => h.execute_mut(boom),
+                    None => h.execute(()),
+                }))
+                .is_ok()
+            })
+        };
+        let good = spawn_op(0, Some(false));
+        let reader = spawn_op(1, None);
+        let h = nr.register(NodeId(0)).unwrap();
+        let bad = catch_unwind(AssertUnwindSafe(|| h.execute_mut(true)));
+        assert!(bad.is_err(), "the panicking write returned");
+        good.join().unwrap();
+        reader.join().unwrap();
+        assert!(nr.is_poisoned());
+    });
+}

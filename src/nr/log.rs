@@ -8,7 +8,7 @@
 
 use super::backoff::Backoff;
 use crate::sync::UnsafeCell;
-use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 /// One log slot.
@@ -18,19 +18,32 @@ struct Entry<Op> {
     op: UnsafeCell<Option<Op>>,
 }
 
+/// The positions every batch moves. A combiner reads `head_cache`, moves `tail`, then moves
+/// `completed` in quick succession, so keeping them in one cache line costs one line transfer
+/// per batch instead of three; readers that load `completed` would miss on it after every batch
+/// anyway.
+struct Positions {
+    /// The next position to reserve.
+    tail: AtomicUsize,
+    /// Every position below it has been applied by at least one replica, and by every replica
+    /// whose combiner returned a response for it. Linearizable reads wait for their replica to
+    /// reach the value they saw on entry. Kept only when there are several replicas (see
+    /// [`Log::completed`]).
+    completed: AtomicUsize,
+    /// A lower bound of `head()`, refreshed only when the log looks full, so that appends do not
+    /// read every replica's local tail.
+    head_cache: AtomicUsize,
+}
+
 /// The log shared by all replicas.
 pub struct Log<Op> {
     entries: Box<[Entry<Op>]>,
     mask: usize,
-    /// The next position to reserve.
-    tail: CachePadded<AtomicUsize>,
-    /// Every position below it has been applied by at least one replica, and by every replica
-    /// whose combiner returned a response for it. Linearizable reads wait for their replica to
-    /// reach the value they saw on entry.
-    completed: CachePadded<AtomicUsize>,
-    /// A lower bound of `head()`, refreshed only when the log looks full, so that appends do not
-    /// read every replica's local tail.
-    head_cache: CachePadded<AtomicUsize>,
+    /// Set once a write op panicked while a replica applied it (see [`Log::poison`]). It sits
+    /// with the read-only fields: it is written at most once, and every operation reads it.
+    poisoned: AtomicBool,
+    /// `tail`, `completed` and `head_cache` (see [`Positions`]), in one cache line.
+    pos: CachePadded<Positions>,
     /// Per replica: every position below it has been applied to that replica.
     local_tails: Box<[CachePadded<AtomicUsize>]>,
 }
@@ -60,9 +73,12 @@ impl<Op: Clone> Log<Op> {
         Self {
             entries,
             mask: size - 1,
-            tail: CachePadded::new(AtomicUsize::new(0)),
-            completed: CachePadded::new(AtomicUsize::new(0)),
-            head_cache: CachePadded::new(AtomicUsize::new(0)),
+            poisoned: AtomicBool::new(false),
+            pos: CachePadded::new(Positions {
+                tail: AtomicUsize::new(0),
+                completed: AtomicUsize::new(0),
+                head_cache: AtomicUsize::new(0),
+            }),
             local_tails,
         }
     }
@@ -74,12 +90,16 @@ impl<Op: Clone> Log<Op> {
 
     /// The next position to be reserved.
     pub fn tail(&self) -> usize {
-        self.tail.load(Ordering::Acquire)
+        self.pos.tail.load(Ordering::Acquire)
     }
 
-    /// See [`Log::completed`]'s field doc.
+    /// What a linearizable read must wait for its replica to reach: see [`Positions::completed`].
+    ///
+    /// With a single replica it stays 0 and reads wait for nothing: that replica's combiner
+    /// applies every batch before it hands out a response, so every write that completed before
+    /// a read began is already in it, and the reader-writer lock orders the read after it.
     pub fn completed(&self) -> usize {
-        self.completed.load(Ordering::Acquire)
+        self.pos.completed.load(Ordering::Acquire)
     }
 
     /// How far `replica` has applied the log.
@@ -100,17 +120,24 @@ impl<Op: Clone> Log<Op> {
     /// no room until the slowest replica advances (or the tail moved under us: the caller simply
     /// retries).
     pub fn try_reserve(&self, n: usize) -> Result<usize, usize> {
-        let t = self.tail.load(Ordering::Acquire);
-        if t + n > self.head_cache.load(Ordering::Acquire) + self.size() {
+        let t = self.pos.tail.load(Ordering::Acquire);
+        if t + n > self.pos.head_cache.load(Ordering::Acquire) + self.size() {
             // The Acquire loads in `head` are what order earlier replays' reads of the slots
             // before our overwrite; the cache only ever holds a value read that way.
             let head = self.head();
-            self.head_cache.fetch_max(head, Ordering::AcqRel);
+            self.pos.head_cache.fetch_max(head, Ordering::AcqRel);
             if t + n > head + self.size() {
                 return Err(t);
             }
         }
-        self.tail
+        if self.local_tails.len() == 1 {
+            // One replica means one appender, the holder of its combiner lock: nobody can move
+            // the tail under us, and a plain store spares a locked instruction per batch.
+            self.pos.tail.store(t + n, Ordering::Release);
+            return Ok(t);
+        }
+        self.pos
+            .tail
             .compare_exchange(t, t + n, Ordering::AcqRel, Ordering::Acquire)
     }
 
@@ -141,9 +168,26 @@ impl<Op: Clone> Log<Op> {
             .expect("published log entry holds an op")
     }
 
+    /// Whether a write op panicked while being applied. From then on no replica applies the log
+    /// again and every operation panics (see `Dispatch::dispatch_mut`).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Marks the log poisoned: the op at some position panicked in a replica, which is now
+    /// half-way through it. Writes replay deterministically, so every other replica would panic
+    /// on the same op; none is allowed to try.
+    pub fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
     /// Records that `replica` has applied every position below `to`, and that those are complete.
     pub fn advance(&self, replica: usize, to: usize) {
         self.local_tails[replica].store(to, Ordering::Release);
-        self.completed.fetch_max(to, Ordering::AcqRel);
+        // One replica needs no completed tail (see `completed`), and skipping it saves a locked
+        // read-modify-write per batch.
+        if self.local_tails.len() > 1 {
+            self.pos.completed.fetch_max(to, Ordering::AcqRel);
+        }
     }
 }

@@ -15,7 +15,9 @@
 //!   after the replica has applied every write that completed before the read began;
 //! - a replica that falls behind (an idle node) never blocks writers: a writer that finds the log
 //!   full, or the replica more than `lag_bound` behind, replays the log into it ("helping",
-//!   counted in [`NrStats::helping_events`]).
+//!   counted in [`NrStats::helping_events`]);
+//! - a write that panics poisons the structure, as a panic poisons a `std::sync::Mutex`: see
+//!   [`Dispatch::dispatch_mut`].
 //!
 //! ```
 //! use replicore::nr::ReplicatedHashMap;
@@ -37,6 +39,7 @@ mod placement;
 mod replica;
 mod replicated;
 mod slots;
+mod trylock;
 
 pub use config::{NrConfig, NrError};
 pub use counter::{Counter, CounterRead, CounterWrite, ReplicatedCounter};
@@ -82,9 +85,44 @@ pub trait Dispatch {
     type Response: Send;
     /// Applies a read.
     fn dispatch<'a>(&self, op: Self::ReadOp<'a>) -> Self::Response;
-    /// Applies a write. It must not panic: a panic while a replica applies the log would leave
-    /// that replica diverged from the others, so it aborts the process. (A panicking read is
-    /// harmless and propagates to its caller.)
+    /// Applies a write.
+    ///
+    /// It should not panic. If it does, the [`NodeReplicated`] is **poisoned**, as a
+    /// `std::sync::Mutex` is when its holder panics: the replica that was applying the op is
+    /// left half-way through it, and since writes are deterministic every other replica would
+    /// panic on the same op. So no replica applies the log again, the thread that applied the op
+    /// (its caller, or a combiner working for it) gets the op's panic, and every operation after
+    /// that, through any handle, panics with a message saying the structure is poisoned
+    /// ([`NodeReplicated::is_poisoned`] tells beforehand). No thread is left waiting: writers in
+    /// the same batch and readers of the half-written replica panic too. Poisoning rather than
+    /// aborting keeps one bad op from killing the process, and lets a caller that catches the
+    /// panic shut down in order. A panicking *read* is harmless: it propagates to its caller
+    /// and the structure stays usable.
+    ///
+    /// ```
+    /// use replicore::nr::{Dispatch, NodeReplicated};
+    /// struct Strict(u64);
+    /// impl Dispatch for Strict {
+    ///     type ReadOp<'a> = ();
+    ///     type WriteOp = u64;
+    ///     type Response = u64;
+    ///     fn dispatch<'a>(&self, _: ()) -> u64 { self.0 }
+    ///     fn dispatch_mut(&mut self, v: u64) -> u64 {
+    ///         assert!(v > 0, "zero is not allowed");
+    ///         self.0 += v;
+    ///         self.0
+    ///     }
+    /// }
+    /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
+    /// let nr = NodeReplicated::new(&topo, || Strict(0))?;
+    /// let h = nr.register(topo.nodes()[0])?;
+    /// assert_eq!(h.execute_mut(2), 2);
+    /// let bad = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.execute_mut(0)));
+    /// assert!(bad.is_err() && nr.is_poisoned());
+    /// let other = nr.register(topo.nodes()[1])?;
+    /// assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| other.execute(()))).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn dispatch_mut(&mut self, op: Self::WriteOp) -> Self::Response;
 }
 

@@ -8,28 +8,64 @@
 //!
 //! Only the holder of the combiner lock writes to the replica, so writers need no further mutual
 //! exclusion; the lock is also what lets a thread from another node replay into this replica.
+//! Nobody ever waits for that lock (see `trylock`): a thread that cannot take it either has its
+//! op combined by the holder or polls its own mailbox.
+//!
+//! If a write panics while being applied, the log is poisoned and this replica's writer flag
+//! stays raised, so no reader ever sees the half-applied state; waiters notice the poison and
+//! panic instead of waiting (see `Dispatch::dispatch_mut`).
 
 use super::Dispatch;
 use super::backoff::Backoff;
 use super::log::Log;
 use super::slots::{Slot, Slots};
+use super::trylock::{TryLock, TryLockGuard};
+use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-use crate::sync::{Mutex, MutexGuard, UnsafeCell};
 use crossbeam_utils::CachePadded;
+use std::panic::{self, AssertUnwindSafe};
 
-/// Counters kept per replica so combiners on different nodes do not share them.
+/// Counters a writer updates only on rare events (helping, a new maximum lag), kept apart from
+/// the per-batch ones so that they do not share a line with anything hot.
 #[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) batches: AtomicU64,
-    pub(crate) ops: AtomicU64,
-    pub(crate) wraps: AtomicU64,
+pub(crate) struct RareCounters {
     pub(crate) helps: AtomicU64,
     pub(crate) max_lag: AtomicU64,
 }
 
+/// The combiner's scratch space, guarded by the combiner lock and reused across batches so that
+/// combining allocates nothing once warm.
+pub(crate) struct Scratch<Op, Resp> {
+    /// The ops taken out of mailboxes for the current batch, in mailbox scan order.
+    pub(crate) ops: Vec<Op>,
+    /// The responses of the current batch, in the same order.
+    pub(crate) responses: Vec<Resp>,
+}
+
+impl<Op, Resp> Default for Scratch<Op, Resp> {
+    fn default() -> Self {
+        Self {
+            ops: Vec::new(),
+            responses: Vec::new(),
+        }
+    }
+}
+
+/// The combiner lock and the counters its holder bumps once per batch, in one cache line: a
+/// thread that takes over combining from another on the same node moves one line, not two.
+pub(crate) struct CombinerLine<Op, Resp> {
+    pub(crate) lock: TryLock<Scratch<Op, Resp>>,
+    /// Batches appended by this replica's combiners. Only the lock holder writes it.
+    pub(crate) batches: AtomicU64,
+    /// Ops appended by this replica's combiners. Only the lock holder writes it.
+    pub(crate) ops: AtomicU64,
+}
+
 // SAFETY: `data` is read through `&D` by several readers at once (needs `D: Sync`) and mutated
 // by whichever thread holds the combiner lock, possibly on another node (needs `D: Send`); the
-// reader-writer protocol above keeps the two apart. `slots` and the counters are Sync on their own.
+// reader-writer protocol above keeps the two apart. The combiner's scratch ops and responses
+// are handed between threads under its lock (`WriteOp` and `Response` are `Send`); `slots` and
+// the counters are Sync on their own.
 unsafe impl<D: Dispatch + Send + Sync> Sync for Replica<D> {}
 // SAFETY: a replica owns its `D`; moving it moves the `D`.
 unsafe impl<D: Dispatch + Send> Send for Replica<D> {}
@@ -38,23 +74,27 @@ unsafe impl<D: Dispatch + Send> Send for Replica<D> {}
 pub(crate) struct Replica<D: Dispatch> {
     data: UnsafeCell<Box<D>>,
     writer: CachePadded<AtomicBool>,
-    /// The combiner lock; it also guards the combiner's scratch buffer of responses.
-    pub(crate) combiner: CachePadded<Mutex<Vec<D::Response>>>,
+    /// The combiner lock, its scratch space and the per-batch counters.
+    pub(crate) combiner: CachePadded<CombinerLine<D::WriteOp, D::Response>>,
     pub(crate) slots: Slots<D::WriteOp, D::Response>,
-    pub(crate) counters: CachePadded<Counters>,
+    pub(crate) rare: CachePadded<RareCounters>,
 }
 
 /// Proof that the caller holds a replica's combiner lock.
-pub(crate) type CombinerGuard<'a, R> = MutexGuard<'a, Vec<R>>;
+pub(crate) type CombinerGuard<'a, Op, Resp> = TryLockGuard<'a, Scratch<Op, Resp>>;
 
 impl<D: Dispatch> Replica<D> {
     pub(crate) fn new(data: Box<D>) -> Self {
         Self {
             data: UnsafeCell::new(data),
             writer: CachePadded::new(AtomicBool::new(false)),
-            combiner: CachePadded::new(Mutex::new(Vec::new())),
+            combiner: CachePadded::new(CombinerLine {
+                lock: TryLock::new(Scratch::default()),
+                batches: AtomicU64::new(0),
+                ops: AtomicU64::new(0),
+            }),
             slots: Slots::new(),
-            counters: CachePadded::new(Counters::default()),
+            rare: CachePadded::new(RareCounters::default()),
         }
     }
 
@@ -71,8 +111,12 @@ impl<D: Dispatch> Replica<D> {
     ) -> R {
         let backoff = Backoff::new();
         loop {
-            if log.local_tail(me) < at_least {
-                if let Some(guard) = self.combiner.try_lock() {
+            // `at_least` is 0 with a single replica (see `Log::completed`): no load at all.
+            if at_least > 0 && log.local_tail(me) < at_least {
+                if log.is_poisoned() {
+                    poisoned();
+                }
+                if let Some(guard) = self.combiner.lock.try_lock() {
                     self.replay(me, log, &guard, |_, _| {});
                 } else {
                     backoff.snooze();
@@ -93,6 +137,10 @@ impl<D: Dispatch> Replica<D> {
             }
             slot.reading.store(false, Ordering::Release);
             while self.writer.load(Ordering::Acquire) {
+                // A replica poisoned mid-write keeps its writer flag up for good.
+                if log.is_poisoned() {
+                    poisoned();
+                }
                 backoff.snooze();
             }
         }
@@ -105,13 +153,18 @@ impl<D: Dispatch> Replica<D> {
         &self,
         me: usize,
         log: &Log<D::WriteOp>,
-        _combiner: &CombinerGuard<'_, D::Response>,
+        _combiner: &CombinerGuard<'_, D::WriteOp, D::Response>,
         mut respond: impl FnMut(usize, D::Response),
     ) {
         let from = log.local_tail(me);
         let to = log.tail();
         if from >= to {
             return;
+        }
+        // Another replica panicked on an op in this range; applying it here would panic the same
+        // way (writes are deterministic) and leave a second replica half-written.
+        if log.is_poisoned() {
+            poisoned();
         }
         self.writer.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
@@ -121,17 +174,27 @@ impl<D: Dispatch> Replica<D> {
                 backoff.snooze();
             }
         });
-        // A write that panics half-applied leaves this replica different from the others and
-        // its writer flag up; carrying on would hang readers or serve diverged state.
-        let abort = AbortOnUnwind;
         for pos in from..to {
-            let op = log.read(pos);
-            // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag with
-            // every reader flag seen clear afterwards, so no reader holds a reference to `data`.
-            let resp = self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) });
-            respond(pos, resp);
+            let applied = panic::catch_unwind(AssertUnwindSafe(|| {
+                let op = log.read(pos);
+                // SAFETY: we hold the combiner lock (only its holder writes) and the writer flag
+                // with every reader flag seen clear afterwards, so no reader holds a reference
+                // to `data`.
+                self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) })
+            }));
+            match applied {
+                Ok(resp) => respond(pos, resp),
+                Err(payload) => {
+                    // The replica is half-way through the op. Poison the log so that no one
+                    // replays it anywhere else, and leave this replica's writer flag raised so no
+                    // reader ever sees the half-written state; every waiter checks the poison
+                    // flag and panics instead of waiting forever. The thread that ran the op
+                    // gets the op's own panic.
+                    log.poison();
+                    panic::resume_unwind(payload);
+                }
+            }
         }
-        std::mem::forget(abort);
         log.advance(me, to);
         self.writer.store(false, Ordering::Release);
     }
@@ -146,14 +209,13 @@ impl Drop for LowerOnDrop<'_> {
     }
 }
 
-/// Aborts the process if dropped, which only happens while unwinding out of `dispatch_mut`.
-struct AbortOnUnwind;
-
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        eprintln!(
-            "replicore::nr: Dispatch::dispatch_mut panicked while applying the log; aborting"
-        );
-        std::process::abort();
-    }
+/// Panics because the log is poisoned: a write op panicked earlier (see
+/// [`Dispatch::dispatch_mut`]).
+#[cold]
+#[track_caller]
+pub(crate) fn poisoned() -> ! {
+    panic!(
+        "replicore::nr: this NodeReplicated is poisoned: an earlier write operation panicked in \
+         Dispatch::dispatch_mut, so the replicas no longer hold a state the log describes"
+    )
 }

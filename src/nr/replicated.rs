@@ -4,7 +4,7 @@ use super::backoff::Backoff;
 use super::config::{NrConfig, NrError};
 use super::log::Log;
 use super::placement;
-use super::replica::{CombinerGuard, Replica};
+use super::replica::{CombinerGuard, Replica, Scratch, poisoned};
 use super::slots::{DONE, EMPTY, PENDING, Slot, TAKEN};
 use super::{Dispatch, NrStats};
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -163,7 +163,8 @@ impl<D: Dispatch> NodeReplicated<D> {
         let slot = self.replicas[replica].slots.claim();
         Ok(Handle {
             nr: self,
-            replica,
+            replica: &self.replicas[replica],
+            index: replica,
             node,
             slot,
             _not_sync: PhantomData,
@@ -195,6 +196,21 @@ impl<D: Dispatch> NodeReplicated<D> {
         self.register(node)
     }
 
+    /// Whether a write operation panicked in [`Dispatch::dispatch_mut`]. Once it has, every
+    /// operation through any handle panics; see `dispatch_mut` for why.
+    ///
+    /// ```
+    /// # use replicore::nr::ReplicatedCounter;
+    /// let topo = replicore::Topology::synthetic(1, 1, 1)?;
+    /// let counter = ReplicatedCounter::new(&topo)?;
+    /// counter.register(topo.nodes()[0])?.add(1);
+    /// assert!(!counter.is_poisoned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_poisoned(&self) -> bool {
+        self.log.is_poisoned()
+    }
+
     /// Counters since creation.
     ///
     /// ```
@@ -211,14 +227,17 @@ impl<D: Dispatch> NodeReplicated<D> {
         let mut s = NrStats::default();
         let mut ops = 0;
         for r in self.replicas.iter() {
-            let c = &r.counters;
-            s.combiner_batches += c.batches.load(Ordering::Relaxed);
-            ops += c.ops.load(Ordering::Relaxed);
-            s.log_wraps += c.wraps.load(Ordering::Relaxed);
-            s.helping_events += c.helps.load(Ordering::Relaxed);
-            s.max_replica_lag = s.max_replica_lag.max(c.max_lag.load(Ordering::Relaxed));
+            s.combiner_batches += r.combiner.batches.load(Ordering::Relaxed);
+            ops += r.combiner.ops.load(Ordering::Relaxed);
+            s.helping_events += r.rare.helps.load(Ordering::Relaxed);
+            s.max_replica_lag = s
+                .max_replica_lag
+                .max(r.rare.max_lag.load(Ordering::Relaxed));
         }
         s.operations = ops;
+        // Positions only grow and position `i` lives in slot `i % size`, so the tail has passed
+        // the end of the buffer `tail / size` times.
+        s.log_wraps = (self.log.tail() / self.log.size()) as u64;
         if s.combiner_batches > 0 {
             s.average_batch_size = ops as f64 / s.combiner_batches as f64;
         }
@@ -227,41 +246,41 @@ impl<D: Dispatch> NodeReplicated<D> {
 
     /// Runs the combiner of replica `me`: takes up to `max_batch` pending writes of its threads,
     /// appends them as one batch, replays the log into the replica and hands back responses.
-    fn combine(&self, me: usize, mut guard: CombinerGuard<'_, D::Response>) {
+    fn combine(&self, me: usize, mut guard: CombinerGuard<'_, D::WriteOp, D::Response>) {
         let replica = &self.replicas[me];
-        let mut n = 0;
+        let mut scratch: Scratch<_, _> = guard.with_mut(std::mem::take);
+        scratch.ops.clear();
+        scratch.responses.clear();
+        // One scan takes the ops: only the lock holder moves mailboxes out of PENDING, and it
+        // marks each one TAKEN, so the response scan below finds exactly these, in this order.
         replica.slots.for_each(|s| {
-            if n < self.config.max_batch && s.state.load(Ordering::Acquire) == PENDING {
-                n += 1;
-            }
-        });
-        if n == 0 {
-            return;
-        }
-        let start = self.reserve(me, n, &guard);
-        // Only the lock holder moves mailboxes out of PENDING, so the first `n` pending slots in
-        // scan order are still pending (more may have appeared after them).
-        let mut pos = start;
-        replica.slots.for_each(|s| {
-            if pos < start + n && s.state.load(Ordering::Acquire) == PENDING {
+            if scratch.ops.len() < self.config.max_batch
+                && s.state.load(Ordering::Acquire) == PENDING
+            {
                 // SAFETY: PENDING (seen with Acquire) means the owner finished writing the op and
                 // will not touch the mailbox until DONE; we hold the combiner lock, so no other
                 // combiner takes it.
                 let op = s.op.with_mut(|p| unsafe { (*p).take() });
-                self.log
-                    .write(pos, op.expect("a pending mailbox holds an op"));
+                scratch.ops.push(op.expect("a pending mailbox holds an op"));
                 s.state.store(TAKEN, Ordering::Relaxed);
-                pos += 1;
             }
         });
-        let mut responses = std::mem::take(&mut *guard);
-        responses.clear();
+        let n = scratch.ops.len();
+        if n == 0 {
+            guard.with_mut(|s| *s = scratch);
+            return;
+        }
+        let start = self.reserve(me, n, &guard);
+        for (pos, op) in (start..).zip(scratch.ops.drain(..)) {
+            self.log.write(pos, op);
+        }
+        let responses = &mut scratch.responses;
         replica.replay(me, &self.log, &guard, |p, r| {
             if (start..start + n).contains(&p) {
                 responses.push(r);
             }
         });
-        let mut responses_iter = responses.drain(..);
+        let mut responses_iter = scratch.responses.drain(..);
         replica.slots.for_each(|s| {
             if s.state.load(Ordering::Relaxed) == TAKEN {
                 let r = responses_iter.next().expect("one response per taken op");
@@ -271,21 +290,22 @@ impl<D: Dispatch> NodeReplicated<D> {
             }
         });
         drop(responses_iter);
-        *guard = responses;
-        let c = &replica.counters;
+        guard.with_mut(|s| *s = scratch);
+        let c = &replica.combiner;
         // Only the lock holder writes these two, so plain load-and-store suffices.
         c.batches
             .store(c.batches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         c.ops
             .store(c.ops.load(Ordering::Relaxed) + n as u64, Ordering::Relaxed);
-        let size = self.log.size();
-        let wraps = (start + n) / size - start / size;
-        if wraps > 0 {
-            c.wraps.fetch_add(wraps as u64, Ordering::Relaxed);
-        }
         drop(guard);
-        // Batched propagation: a replica that fell more than `lag_bound` behind (an idle node) is
-        // brought up to date by this writer, in one batch.
+        if self.replicas.len() > 1 {
+            self.propagate(me);
+        }
+    }
+
+    /// Batched propagation: a replica that fell more than `lag_bound` behind (an idle node) is
+    /// brought up to date by this writer, in one batch.
+    fn propagate(&self, me: usize) {
         let tail = self.log.tail();
         let mut max_lag = 0;
         for other in (0..self.replicas.len()).filter(|&o| o != me) {
@@ -295,18 +315,30 @@ impl<D: Dispatch> NodeReplicated<D> {
                 self.help(me, other);
             }
         }
-        c.max_lag.fetch_max(max_lag as u64, Ordering::Relaxed);
+        // A locked read-modify-write only when the maximum actually grows, which is rare.
+        let rare = &self.replicas[me].rare;
+        if max_lag as u64 > rare.max_lag.load(Ordering::Relaxed) {
+            rare.max_lag.fetch_max(max_lag as u64, Ordering::Relaxed);
+        }
     }
 
     /// Reserves `n` log positions for replica `me`, whose combiner lock the caller holds. When the
     /// log is full, the writer first catches its own replica up, then replays the log into each
     /// replica that holds the head back, rather than waiting for them.
-    fn reserve(&self, me: usize, n: usize, guard: &CombinerGuard<'_, D::Response>) -> usize {
+    fn reserve(
+        &self,
+        me: usize,
+        n: usize,
+        guard: &CombinerGuard<'_, D::WriteOp, D::Response>,
+    ) -> usize {
         let backoff = Backoff::new();
         loop {
             match self.log.try_reserve(n) {
                 Ok(start) => return start,
                 Err(tail) => {
+                    if self.log.is_poisoned() {
+                        poisoned();
+                    }
                     let needed = (tail + n).saturating_sub(self.log.size());
                     if self.log.head() < needed {
                         self.replicas[me].replay(me, &self.log, guard, |_, _| {});
@@ -325,12 +357,9 @@ impl<D: Dispatch> NodeReplicated<D> {
     /// Replays the log into `other` on behalf of replica `me`, unless `other`'s combiner is
     /// already at work (it then catches up by itself).
     fn help(&self, me: usize, other: usize) {
-        if let Some(guard) = self.replicas[other].combiner.try_lock() {
+        if let Some(guard) = self.replicas[other].combiner.lock.try_lock() {
             self.replicas[other].replay(other, &self.log, &guard, |_, _| {});
-            self.replicas[me]
-                .counters
-                .helps
-                .fetch_add(1, Ordering::Relaxed);
+            self.replicas[me].rare.helps.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -351,7 +380,9 @@ impl<D: Dispatch> NodeReplicated<D> {
 /// ```
 pub struct Handle<'nr, D: Dispatch> {
     nr: &'nr NodeReplicated<D>,
-    replica: usize,
+    /// `nr.replicas[index]`, kept so that an operation does not index through `nr`.
+    replica: &'nr Replica<D>,
+    index: usize,
     node: NodeId,
     slot: &'nr Slot<D::WriteOp, D::Response>,
     _not_sync: PhantomData<Cell<()>>,
@@ -374,6 +405,10 @@ impl<D: Dispatch> Handle<'_, D> {
     /// Runs a read on the local replica. Linearizable: the replica first catches up with every
     /// write that completed before this call.
     ///
+    /// # Panics
+    /// If the structure is poisoned (see [`NodeReplicated::is_poisoned`]), or if `dispatch`
+    /// panics (that panic, which leaves the structure usable).
+    ///
     /// ```
     /// # use replicore::nr::{ReplicatedCounter, CounterRead};
     /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
@@ -383,14 +418,29 @@ impl<D: Dispatch> Handle<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn execute(&self, op: D::ReadOp<'_>) -> D::Response {
-        let at_least = self.nr.log.completed();
-        self.nr.replicas[self.replica].read(self.replica, &self.nr.log, self.slot, at_least, |d| {
-            d.dispatch(op)
-        })
+        if self.nr.log.is_poisoned() {
+            poisoned();
+        }
+        // With one replica there is nothing to catch up with (see `Log::completed`), and not
+        // loading the completed tail keeps the read off the line every batch writes.
+        let at_least = if self.nr.replicas.len() > 1 {
+            self.nr.log.completed()
+        } else {
+            0
+        };
+        self.replica
+            .read(self.index, &self.nr.log, self.slot, at_least, |d| {
+                d.dispatch(op)
+            })
     }
 
     /// Runs a write: it joins the node's next combined batch, is ordered by the log and applied
     /// to every replica. Returns the write's response from the local replica.
+    ///
+    /// # Panics
+    /// If this or an earlier write panicked in `dispatch_mut` (see [`NodeReplicated::is_poisoned`]):
+    /// the thread that applied the failing op gets its panic, every other caller a "poisoned"
+    /// panic.
     ///
     /// ```
     /// # use replicore::nr::{ReplicatedCounter, CounterWrite};
@@ -401,16 +451,18 @@ impl<D: Dispatch> Handle<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn execute_mut(&self, op: D::WriteOp) -> D::Response {
+        if self.nr.log.is_poisoned() {
+            poisoned();
+        }
         let slot = self.slot;
         // SAFETY: the mailbox is EMPTY, so no combiner touches it until we publish PENDING.
         slot.op.with_mut(|p| unsafe { *p = Some(op) });
         slot.state.store(PENDING, Ordering::Release);
-        let replica = &self.nr.replicas[self.replica];
         let backoff = Backoff::new();
         loop {
             if slot.state.load(Ordering::Acquire) != DONE {
-                if let Some(guard) = replica.combiner.try_lock() {
-                    self.nr.combine(self.replica, guard);
+                if let Some(guard) = self.replica.combiner.lock.try_lock() {
+                    self.nr.combine(self.index, guard);
                 }
             }
             if slot.state.load(Ordering::Acquire) == DONE {
@@ -418,6 +470,10 @@ impl<D: Dispatch> Handle<'_, D> {
                 let r = slot.resp.with_mut(|p| unsafe { (*p).take() });
                 slot.state.store(EMPTY, Ordering::Relaxed);
                 return r.expect("a done mailbox holds a response");
+            }
+            // Our op may sit in the log behind one that panicked: it will never be applied.
+            if self.nr.log.is_poisoned() {
+                poisoned();
             }
             backoff.snooze();
         }
@@ -429,7 +485,7 @@ impl<D: Dispatch> Drop for Handle<'_, D> {
         // A mailbox left mid-operation (a panic unwound through `execute_mut`) may still be
         // written by a combiner; such a slot is leaked rather than handed to a new thread.
         if self.slot.state.load(Ordering::Acquire) == EMPTY {
-            self.nr.replicas[self.replica].slots.release(self.slot);
+            self.replica.slots.release(self.slot);
         }
     }
 }

@@ -1,0 +1,193 @@
+//! Per-operation cost of node replication against node-replication 0.1.1 and
+//! `parking_lot::RwLock<HashMap>`, for a shared machine where criterion's wall-clock means
+//! wander with other people's load.
+//!
+//! The workload is `benches/nr.rs`'s: a map pre-filled with 100k `u64` keys, uniform keys from
+//! the same xorshift streams, `insert(k, k + 1)` for writes and `get(&k)` for reads, through each
+//! contender's real API. Each configuration runs 15 times for 2M ops per thread; the report is
+//! the best run's wall-clock throughput and, less sensitive to being descheduled, its CPU time
+//! per op summed over the threads (Linux `/proc/thread-self/schedstat`; spinning counts as CPU,
+//! parked time does not).
+//!
+//! ```text
+//! cargo run --release --example nr_costs -- <replicore|nr|rwlock> <write %> <threads> [nodes]
+//! cargo run --release --example nr_costs            # every contender at 0/10/100% × 1/2 threads
+//! ```
+
+use replicore::Topology;
+use replicore::nr::{NrConfig, ReplicatedHashMap};
+use std::collections::HashMap;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const KEYS: u64 = 100_000;
+const OPS: u64 = 2_000_000;
+const RUNS: usize = 15;
+
+/// node-replication 0.1.1's view of the same map.
+struct NrMap(HashMap<u64, u64>);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Put(u64, u64);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Get(u64);
+
+impl node_replication::Dispatch for NrMap {
+    type ReadOperation = Get;
+    type WriteOperation = Put;
+    type Response = Option<u64>;
+    fn dispatch(&self, Get(k): Get) -> Option<u64> {
+        self.0.get(&k).copied()
+    }
+    fn dispatch_mut(&mut self, Put(k, v): Put) -> Option<u64> {
+        self.0.insert(k, v)
+    }
+}
+
+/// This thread's CPU time so far, in ns, or 0 where the kernel does not say.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `OPS` operations of thread `t` through `op(key, is_write)` and adds the thread's CPU
+/// time to `cpu`. Same key stream as `benches/nr.rs`.
+fn drive(t: usize, write_pct: u64, cpu: &AtomicU64, mut op: impl FnMut(u64, bool)) {
+    let start = thread_cpu_ns();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ ((t as u64 + 1) * 0xD1B5_4A32_D192_ED03);
+    for _ in 0..OPS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        op(x % KEYS, x % 100 < write_pct);
+    }
+    cpu.fetch_add(thread_cpu_ns() - start, Ordering::Relaxed);
+}
+
+/// One timed run: `(wall, summed CPU ns)`.
+fn run_once(which: &str, write_pct: u64, threads: usize, topo: &Topology) -> (Duration, u64) {
+    let init: HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
+    let barrier = Barrier::new(threads);
+    let cpu = AtomicU64::new(0);
+    let nodes = topo.nodes();
+    let start;
+    match which {
+        "replicore" => {
+            let map = ReplicatedHashMap::with_contents(topo, NrConfig::default(), &init).unwrap();
+            start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let (map, barrier, cpu) = (&map, &barrier, &cpu);
+                    s.spawn(move || {
+                        let h = map.register(nodes[t % nodes.len()]).unwrap();
+                        barrier.wait();
+                        drive(t, write_pct, cpu, |k, w| {
+                            if w {
+                                std::hint::black_box(h.insert(k, k + 1));
+                            } else {
+                                std::hint::black_box(h.get(&k));
+                            }
+                        });
+                    });
+                }
+            });
+        }
+        "nr" => {
+            let log = std::sync::Arc::new(node_replication::Log::<Put>::new(2 * 1024 * 1024));
+            // As in the bench: one replica per thread at most, because an unused replica stalls
+            // node-replication 0.1.1's log; finished threads keep syncing for the same reason.
+            let replicas: Vec<_> = nodes
+                .iter()
+                .take(threads)
+                .map(|_| node_replication::Replica::with_data(&log, NrMap(init.clone())))
+                .collect();
+            let running = AtomicUsize::new(threads);
+            start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let (replicas, barrier, cpu, running) = (&replicas, &barrier, &cpu, &running);
+                    s.spawn(move || {
+                        let r = &replicas[t % replicas.len()];
+                        let tok = r.register().expect("node-replication token");
+                        barrier.wait();
+                        drive(t, write_pct, cpu, |k, w| {
+                            if w {
+                                std::hint::black_box(r.execute_mut(Put(k, k + 1), tok));
+                            } else {
+                                std::hint::black_box(r.execute(Get(k), tok));
+                            }
+                        });
+                        running.fetch_sub(1, Ordering::AcqRel);
+                        while running.load(Ordering::Acquire) > 0 {
+                            r.sync(tok);
+                        }
+                    });
+                }
+            });
+        }
+        "rwlock" => {
+            let map = parking_lot::RwLock::new(init);
+            start = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..threads {
+                    let (map, barrier, cpu) = (&map, &barrier, &cpu);
+                    s.spawn(move || {
+                        barrier.wait();
+                        drive(t, write_pct, cpu, |k, w| {
+                            if w {
+                                std::hint::black_box(map.write().insert(k, k + 1));
+                            } else {
+                                std::hint::black_box(map.read().get(&k).copied());
+                            }
+                        });
+                    });
+                }
+            });
+        }
+        other => panic!("unknown contender {other:?}: use replicore, nr or rwlock"),
+    }
+    (start.elapsed(), cpu.into_inner())
+}
+
+fn report(which: &str, write_pct: u64, threads: usize, nodes: usize) {
+    let topo = Topology::synthetic(nodes, 1, 1).expect("nodes must be at least 1");
+    let (mut wall, mut cpu) = (Duration::MAX, u64::MAX);
+    for _ in 0..RUNS {
+        let (w, c) = run_once(which, write_pct, threads, &topo);
+        wall = wall.min(w);
+        cpu = cpu.min(c);
+    }
+    let ops = (OPS * threads as u64) as f64;
+    println!(
+        "{which:>9} w{write_pct:<3} t{threads} nodes {nodes}: {:6.1} M ops/s, {:5.1} CPU ns/op",
+        ops / wall.as_secs_f64() / 1e6,
+        cpu as f64 / ops
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [which, write_pct, threads, rest @ ..] = args.as_slice() {
+        let nodes = rest
+            .first()
+            .map_or(1, |n| n.parse().expect("nodes: a number"));
+        report(
+            which,
+            write_pct.parse().expect("write %: a number"),
+            threads.parse().expect("threads: a number"),
+            nodes,
+        );
+        return;
+    }
+    for write_pct in [0, 10, 100] {
+        for threads in [1, 2] {
+            for which in ["replicore", "nr", "rwlock"] {
+                report(which, write_pct, threads, 1);
+            }
+        }
+    }
+}
