@@ -5,9 +5,9 @@
 //!
 //! 1. **A work-stealing thread pool that survives stalled and dead workers** ([`ThreadPool`]).
 //!    It has a rayon-style API ([`join`], [`scope`], [`spawn`], [`ThreadPool::install`],
-//!    [`ThreadPool::broadcast`]) and NUMA-aware stealing. Each worker holds a lease on its CPU;
-//!    when a worker stops making progress, a monitor fences it and another thread adopts its
-//!    queued tasks, so none is lost and none starts twice.
+//!    [`ThreadPool::broadcast`], [`yield_now`]) and NUMA-aware stealing. Each worker holds a
+//!    lease on its CPU; when a worker stops making progress, a neighbour worker (or a low-rate
+//!    monitor) fences it and adopts its queued tasks, so none is lost and none starts twice.
 //! 2. **NUMA-aware replicated data structures** ([`nr`]): one replica of a plain sequential
 //!    structure per NUMA node, a shared log that orders writes, and flat combining within a
 //!    node, so reads stay on the local node.
