@@ -153,7 +153,10 @@ impl Sleep {
     #[inline]
     pub fn new_local_work(&self) {
         let s = self.state.load(Ordering::Relaxed);
-        if s != 0 {
+        // Only a sleepy counter (odd: someone is about to park) or a sleeper needs the slow path;
+        // the counter's other bits are just history, so testing `s != 0` would take it on every
+        // push once any worker had ever slept.
+        if s & (JEC_ONE | SLEEPER_MASK) != 0 {
             let s = self.bump_if_sleepy(s);
             if sleepers(s) > 0 {
                 self.wake_any();
