@@ -11,14 +11,16 @@
 //!   replacement worker). Target: at most 2 × lease. A fresh pool per sample (outside the timing).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use replicore::ThreadPool;
 
-const SPAWNS: usize = 10_000;
+#[path = "common/replication_workloads.rs"]
+mod replication_workloads;
+use replication_workloads::{fib, spawn_many};
 
 fn pool(threads: usize, r: usize) -> ThreadPool {
     let mut b = ThreadPool::builder().replication_factor(r);
@@ -30,30 +32,6 @@ fn pool(threads: usize, r: usize) -> ThreadPool {
         b = b.num_threads(2);
     }
     b.build().unwrap()
-}
-
-fn fib(n: u32) -> u64 {
-    if n < 2 {
-        return n as u64;
-    }
-    let (a, b) = replicore::join(|| fib(n - 1), || fib(n - 2));
-    a + b
-}
-
-fn spawn_many(p: &ThreadPool) {
-    let left = Arc::new(AtomicUsize::new(SPAWNS));
-    let (tx, rx) = sync_channel(1);
-    p.spawn(move || {
-        for _ in 0..SPAWNS {
-            let (left, tx) = (left.clone(), tx.clone());
-            replicore::spawn(move || {
-                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    tx.send(()).unwrap();
-                }
-            });
-        }
-    });
-    rx.recv().unwrap();
 }
 
 fn replication_cost(c: &mut Criterion) {

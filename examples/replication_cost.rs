@@ -13,38 +13,13 @@
 //! It also prints how often the `r = 1` pool's replicas fell so far behind the 10 000-push bursts
 //! that they saw a gap in the log.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use replicore::ThreadPool;
 
-const SPAWNS: usize = 10_000;
-
-fn fib(n: u32) -> u64 {
-    if n < 2 {
-        return n as u64;
-    }
-    let (a, b) = replicore::join(|| fib(n - 1), || fib(n - 2));
-    a + b
-}
-
-fn spawn_many(p: &ThreadPool) {
-    let left = Arc::new(AtomicUsize::new(SPAWNS));
-    let (tx, rx) = sync_channel(1);
-    p.spawn(move || {
-        for _ in 0..SPAWNS {
-            let (left, tx) = (left.clone(), tx.clone());
-            replicore::spawn(move || {
-                if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    tx.send(()).unwrap();
-                }
-            });
-        }
-    });
-    rx.recv().unwrap();
-}
+#[path = "../benches/common/replication_workloads.rs"]
+mod replication_workloads;
+use replication_workloads::{fib, spawn_many};
 
 /// (minimum, median) in milliseconds.
 fn min_median(mut v: Vec<Duration>) -> (f64, f64) {
