@@ -21,6 +21,19 @@ use replicore::ThreadPool;
 mod replication_workloads;
 use replication_workloads::{fib, spawn_many};
 
+/// One workload's line: both pools' (minimum, median) and what `r = 1` costs at each.
+fn report(label: &str, [r0, r1]: [(f64, f64); 2]) {
+    println!(
+        "{label} r=0 {:.3} / {:.3}, r=1 {:.3} / {:.3}: r=1 costs {:+.1}% at the minimum, {:+.1}% at the median",
+        r0.0,
+        r0.1,
+        r1.0,
+        r1.1,
+        (r1.0 / r0.0 - 1.0) * 100.0,
+        (r1.1 / r0.1 - 1.0) * 100.0
+    );
+}
+
 /// (minimum, median) in milliseconds.
 fn min_median(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
@@ -66,24 +79,8 @@ fn main() {
     let s = spawns.map(min_median);
     let f = fibs.map(min_median);
     println!("{rounds} alternating rounds, 2 workers; minimum / median in ms");
-    println!(
-        "spawn_many (10k): r=0 {:.3} / {:.3}, r=1 {:.3} / {:.3}: r=1 costs {:+.1}% at the minimum, {:+.1}% at the median",
-        s[0].0,
-        s[0].1,
-        s[1].0,
-        s[1].1,
-        (s[1].0 / s[0].0 - 1.0) * 100.0,
-        (s[1].1 / s[0].1 - 1.0) * 100.0
-    );
-    println!(
-        "fib(25):          r=0 {:.3} / {:.3}, r=1 {:.3} / {:.3}: r=1 costs {:+.1}% at the minimum, {:+.1}% at the median",
-        f[0].0,
-        f[0].1,
-        f[1].0,
-        f[1].1,
-        (f[1].0 / f[0].0 - 1.0) * 100.0,
-        (f[1].1 / f[0].1 - 1.0) * 100.0
-    );
+    report("spawn_many (10k):", s);
+    report("fib(25):         ", f);
     println!(
         "r=1 replicas: {} syncs found a gap (fell more than the log's 1024 ops behind); largest lag {} ops",
         replicated.replica_gaps, replicated.replica_lag_max

@@ -213,7 +213,8 @@ impl WorkerThread {
     /// B, part of the task this worker is running) it needs no lease check, because a fenced
     /// worker still finishes its running task (G4). Any other job is checked after the pop and,
     /// if a successor fenced us, redirected to the injector unstarted, so it is not lost. This
-    /// keeps the common pop-back path of every `join` to one relaxed store and the deque's pop.
+    /// keeps the common pop-back path of every `join` to the heartbeat store, the deque's pop and
+    /// a counter.
     #[inline]
     pub(crate) fn pop_own(&self, mine: JobRef) -> Option<JobRef> {
         point(FaultPoint::BeforePop, self.fault_id);
@@ -267,7 +268,7 @@ impl WorkerThread {
 
     /// [`crate::yield_now`] on this worker: a scheduling point that runs at most one found task.
     pub(crate) fn yield_now(&self) -> super::Yield {
-        self.renew();
+        // No separate renewal: `find_work` starts with `pop`, which renews the lease.
         if self.is_fenced() {
             return super::Yield::Idle;
         }
