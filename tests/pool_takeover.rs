@@ -64,7 +64,7 @@ fn blocking_task_does_not_strand_its_queue(replication: usize) {
     rx.recv_timeout(Duration::from_secs(30))
         .expect("watchdog: the sleeper never finished");
     let stats = pool.stats();
-    drop(pool);
+    pool.shutdown();
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(
             r.load(Ordering::SeqCst),
@@ -259,7 +259,7 @@ fn burst_past_log_capacity_counts_a_gap_and_nothing_is_lost() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let stats = pool.stats();
-    drop(pool);
+    pool.shutdown();
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.load(Ordering::SeqCst), 1, "task {i}; {stats:?}");
     }

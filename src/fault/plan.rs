@@ -144,7 +144,7 @@ impl FaultPlan {
     /// let plan = FaultPlan::random(7, 1.0)?.max_stall(Duration::ZERO).max_crashes(0);
     /// let pool = replicore::ThreadPool::builder().num_threads(2).fault_plan(plan.clone()).build().unwrap();
     /// assert_eq!(pool.install(|| replicore::join(|| 1, || 2)), (1, 2));
-    /// drop(pool);
+    /// pool.shutdown();
     /// assert!(plan.counts().stalls > 0);
     /// assert!(FaultPlan::random(7, f64::NAN).is_err());
     /// # Ok::<(), replicore::fault::FaultPlanError>(())

@@ -69,7 +69,7 @@ where
     let shared = Shared {
         op,
         results: (0..n).map(|_| Mutex::new(None)).collect(),
-        latch: CountLatch::new(Arc::clone(registry), worker.index),
+        latch: CountLatch::new(Arc::clone(registry), worker.seat),
     };
     for index in 0..n {
         shared.latch.increment();

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
-use super::monitor::{start_monitor, start_worker};
+use super::monitor::start_monitor;
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::thread_pool::ThreadPool;
-use super::thread_pool::shut_down;
+use super::threads::{shut_down, start_worker};
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -492,20 +492,29 @@ impl ThreadPoolBuilder {
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
-        let deques: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
-        let stealers = deques.iter().map(Worker::stealer).collect();
         let handlers = Handlers {
             start: self.start_handler,
             exit: self.exit_handler,
             panic: self.panic_handler,
         };
-        let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
-        for (index, deque) in deques.into_iter().enumerate() {
-            let name = registry.config.thread_names[index].clone();
-            let token = registry.slots[index].core.lease().owner_token();
+        let registry = Arc::new(Registry::new(&topology, n, handlers, config));
+        for index in 0..n {
+            // A fresh pool has `n + max_spare_threads` free seats, so this finds one.
+            let Some(seat) = registry.threads.reserve() else {
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn {
+                    index,
+                    source: std::io::Error::other("no free thread seat"),
+                });
+            };
+            let slot = &registry.slots[index];
+            let deque = Worker::new_lifo();
+            let owner = slot.generations.add(deque.stealer());
+            let token = slot.core.lease().owner_token();
+            slot.owner_seat.store(seat, std::sync::atomic::Ordering::Release);
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
-            if let Err(source) = start_worker(&registry, index, deque, token, index, name) {
+            if let Err(source) = start_worker(&registry, index, seat, deque, owner, token) {
                 // Nothing was accepted yet: stop the started workers and report.
                 shut_down(&registry, None);
                 return Err(BuildError::Spawn { index, source });
@@ -522,4 +531,3 @@ impl ThreadPoolBuilder {
     }
 }
 
-use super::job::JobRef;

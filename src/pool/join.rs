@@ -19,7 +19,7 @@ where
     }
     // B lives in this frame; nothing here returns or unwinds before B has run and its latch is
     // set (or we popped it back and run it ourselves), so the stack job never dangles.
-    let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.index));
+    let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.seat));
     // SAFETY: see above: the frame outlives every use of the handle.
     let job_b_ref = unsafe { job_b.as_job_ref() };
     worker.push_unfenced(job_b_ref);

@@ -14,7 +14,7 @@ use super::sleep::CoreLatch;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex};
 
-/// A latch a worker of `registry` (worker `owner`) waits on.
+/// A latch a worker of `registry` waits on; `owner` is the waiting thread's seat (its sleep bed).
 pub(crate) struct SpinLatch<'r> {
     pub(crate) core: CoreLatch,
     registry: &'r Arc<Registry>,
@@ -92,7 +92,8 @@ impl Latch for LockLatch {
     }
 }
 
-/// Counts outstanding children plus the owner itself; set at zero, waking the owner worker.
+/// Counts outstanding children plus the owner itself; set at zero, waking the owner worker (by
+/// its seat, as [`SpinLatch`]).
 pub(crate) struct CountLatch {
     pending: AtomicUsize,
     pub(crate) core: CoreLatch,

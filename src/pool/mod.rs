@@ -24,15 +24,18 @@ macro_rules! pool_modules {
 pool_modules!(
     broadcast,
     builder,
+    generations,
     join,
     latch,
     logged,
     monitor,
+    probe,
     registry,
     scope,
     stats,
     takeover,
     thread_pool,
+    threads,
     watch,
     worker
 );

@@ -105,7 +105,7 @@ where
 {
     let scope = Scope {
         registry: Arc::clone(&worker.registry),
-        latch: CountLatch::new(Arc::clone(&worker.registry), worker.index),
+        latch: CountLatch::new(Arc::clone(&worker.registry), worker.seat),
         panic: AtomicPtr::new(std::ptr::null_mut()),
         marker: PhantomData,
     };
