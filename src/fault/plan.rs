@@ -438,7 +438,7 @@ pub(crate) fn thread_crashed(id: std::thread::ThreadId) -> bool {
         .contains(&id)
 }
 
-/// A crash: the thread stops here for good; its stack stays valid (DESIGN.md fault model).
+/// A crash: the thread stops here for good; its stack stays valid (ARCHITECTURE.md, fault model).
 fn park_forever() -> ! {
     CRASHED
         .lock()

@@ -290,7 +290,10 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Called on each worker thread, with its index, before it runs any task.
+    /// Called on each worker thread, with its index, before it runs any task. The worker's lease
+    /// starts after the handler returns, so a slow handler is never taken for a stall. A panic
+    /// in the handler goes to the [`panic_handler`](Self::panic_handler) (or stderr), and the
+    /// worker then starts normally.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -313,7 +316,9 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Called on each worker thread, with its index, when it exits at shutdown.
+    /// Called on each worker thread, with its index, when it exits at shutdown (or retires after a
+    /// takeover). The thread has left the pool by then: a task it spawns goes to the global pool.
+    /// A panic in the handler goes to the [`panic_handler`](Self::panic_handler) (or stderr).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -335,7 +340,8 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Receives the payload of every panic in a [`ThreadPool::spawn`]ed task. Without one, the
+    /// Receives the payload of every panic in a [`ThreadPool::spawn`]ed task, and in the start
+    /// and exit handlers. Without one, the
     /// panic is reported on stderr and the worker goes on (it never aborts).
     ///
     /// ```
@@ -377,10 +383,13 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// How long a worker may go without reaching a scheduling point before its CPU is taken
-    /// over (its queued tasks adopted, a replacement worker started). The default is 20 ms;
-    /// the minimum is 1 ms. A task that blocks for longer than this keeps running: only the
-    /// work queued behind it moves.
+    /// How long a worker may be **blocked** (its thread not runnable, and mostly off its CPU:
+    /// sleeping, waiting on I/O, a lock or a page fault) without reaching a scheduling point
+    /// before its CPU is taken over (its queued tasks adopted, a replacement worker started). The
+    /// default is 20 ms; the minimum is 1 ms. A task that blocks for longer than this keeps
+    /// running: only the work queued behind it moves. A worker that is *busy* for longer (a long
+    /// computation, or a thread waiting for a CPU) is not taken over on Linux, where the pool
+    /// can see the thread's state; elsewhere the lease alone decides.
     ///
     /// ```
     /// use std::time::Duration;
@@ -396,11 +405,13 @@ impl ThreadPoolBuilder {
 
     /// The most extra worker threads the pool may have at once because of takeovers: a
     /// takeover starts a replacement while the stalled thread still exists; when that stalled
-    /// thread resumes and retires, its place in the budget is free again (a crashed thread
-    /// keeps it). At the cap, an expired lease is **not** fenced (fencing without a replacement
-    /// could leave the pool with no worker at all): the stalled worker keeps its CPU, its queued
-    /// tasks stay reachable by stealing, and copies of its replicated tasks (including the one in
-    /// hand) go to the injectors, where the claim lets exactly one copy run. Each such stall is
+    /// thread resumes, retires and has been joined, its place in the budget is free again (a
+    /// crashed thread keeps it). So a pool never has more than `num_threads + max_spare_threads`
+    /// worker threads, and lives through any number of takeovers. At the cap, an expired lease is
+    /// **not** fenced (fencing without a replacement could leave the pool with no worker at all):
+    /// the stalled worker keeps its CPU, its queued tasks stay reachable by stealing, and copies
+    /// of its replicated tasks (including the one in hand) go to the injectors, where the claim
+    /// lets exactly one copy run; it is taken over once a thread has retired. Each such stall is
     /// counted once in `PoolStats::takeovers_without_replacement`. The default equals the number
     /// of workers; allowed is `0..=`[`MAX_THREADS`].
     ///

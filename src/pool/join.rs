@@ -45,8 +45,8 @@ where
     (ra, job_b.into_result())
 }
 
-/// `join` on a worker whose lease a successor has fenced: typically a task that ran longer than
-/// the lease without a scheduling point, and is still running.
+/// `join` on a worker whose lease a successor has fenced: typically a task that blocked for longer
+/// than the lease (or, off Linux, computed that long) without a scheduling point, and runs again.
 ///
 /// B is redirected to the node's injector, where the replacement and every other worker can take
 /// it, so the rest of the task's tree stays parallel; the fenced worker goes on with A. Since a

@@ -176,7 +176,8 @@ impl ThreadPool {
         self.registry.config.replication_factor
     }
 
-    /// The lease after which a worker that reached no scheduling point is taken over.
+    /// The lease after which a blocked worker that reached no scheduling point is taken over
+    /// (see [`ThreadPoolBuilder::lease`]).
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
