@@ -129,7 +129,9 @@ impl Threads {
             self.fenced[seat].load(Ordering::Acquire)
                 && match &t.seats[seat] {
                     SeatState::Running(h) => !h.is_finished() && !thread_crashed(h.thread().id()),
-                    _ => false,
+                    // Shutdown is waiting for it right now: it has not exited.
+                    SeatState::Joining => true,
+                    SeatState::Free | SeatState::Reserved(_) => false,
                 }
         })
     }
