@@ -26,8 +26,11 @@ const OUTSIDE: usize = 8_000;
 const SPAWNER_EVERY: usize = 40;
 const CHILDREN: usize = 10;
 const TASKS: usize = OUTSIDE + OUTSIDE / SPAWNER_EVERY * CHILDREN;
-/// Share of tasks that block (sleep) for a uniform 5..=50 ms.
-const BLOCKING_SHARE: f64 = 0.20;
+/// Share of tasks that block (sleep) for a uniform 5..=50 ms. Only sleeps that outlast the
+/// lease plus the detection delay cause a takeover: a rough model of 2 CPUs with 2 spare
+/// threads gives ~1,100 takeovers in ~30 s at a 30 ms detection delay and ~580 in ~34 s at
+/// 40 ms, against the 500 required.
+const BLOCKING_SHARE: f64 = 0.25;
 /// Every `COMPUTE_EVERY`-th task computes (spins) for 100 ms instead.
 const COMPUTE_EVERY: usize = 500;
 /// Seed of the task mix.
