@@ -412,20 +412,16 @@ impl WorkerThread {
     /// A fenced worker inside a `join`, `scope` or `install` of the task it was running when
     /// fenced: waits for the latch without taking new work. Taking work here would nest frames
     /// without bound (a fenced worker never pops its own jobs back), and the work it waits for is
-    /// reachable by the replacement and thieves (old deque, injectors). It parks on its own
-    /// seat's bed, which no other thread uses, so the latch's setter wakes exactly it.
+    /// reachable by the replacement and thieves (old deque, injectors).
+    ///
+    /// It polls (spin, yield, then sleeps growing to 1 ms) rather than parking: a parked thread
+    /// counts as a sleeper, and a wake-up meant for new work (`wake_any`) could then land on this
+    /// thread, which would not take the work, while the workers that would stay asleep. Fenced
+    /// waits are rare and end when a thief or the replacement finishes the awaited job.
     fn wait_fenced(&self, latch: &CoreLatch) {
-        let sleep = &self.registry.sleep;
         let backoff = crate::sync::Backoff::new();
         while !latch.probe() {
-            let token = sleep.get_sleepy();
-            if latch.probe() {
-                return;
-            }
-            if sleep.sleep(self.seat, token, Some(latch)) == Slept::Aborted {
-                // New work elsewhere bumped the sleep counter; not ours to take.
-                backoff.snooze_or_sleep();
-            }
+            backoff.snooze_or_sleep();
         }
     }
 
