@@ -46,7 +46,7 @@
 //! pool's life, while a worker that is merely busy computing is left alone (G3), a fenced worker
 //! cannot act under its old ownership and its later pushes are redirected (G4), and a panicking
 //! task kills neither its worker nor other tasks: [`join`] and [`scope`] re-raise it, [`spawn`]
-//! hands it to the panic handler (G5). The protocol is described in the [`replication`] module.
+//! hands it to the panic handler (G5). The protocol is described in `src/replication/README.md`.
 //!
 //! ## Node replication
 //!
@@ -80,8 +80,6 @@
 //!
 //! - [`topology`]: the machine model, detection, synthetic specs, neighbour order.
 //! - [`nr`]: node replication, [`nr::ReplicatedHashMap`], [`nr::ReplicatedCounter`].
-//! - [`replication`]: the run-queue replication protocol the pool's takeover is built on
-//!   (stamps, leases, op log, replicas, takeover); most users never touch it directly.
 //! - [`fault`]: fault plans for tests; the injection points only exist with the
 //!   `fault-injection` feature.
 //!
@@ -93,7 +91,7 @@ pub mod topology;
 pub(crate) mod sync;
 
 pub(crate) mod pool;
-pub mod replication;
+pub(crate) mod replication;
 
 pub mod nr;
 
@@ -108,15 +106,14 @@ pub use pool::{
     ThreadPoolBuilder, Yield, current_thread_index, join, scope, spawn, yield_now,
 };
 
-/// Crate internals that the `loom-tests` workspace member model-checks. Only built under
-/// `--cfg loom`; not part of the public API.
-#[cfg(loom)]
+/// The one door to protocol internals: what the `loom-tests` workspace member model-checks and
+/// what the protocol's own doc examples use. Not part of the public API; no stability promise.
 #[doc(hidden)]
-pub mod __loom {
+pub mod __protocol {
     pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, SharedJob, StackJob};
     pub use crate::pool::sleep::{CoreLatch, Sleep, Slept};
-    pub use crate::replication::claim::Claim;
     pub use crate::replication::*;
+    pub use crate::sync::ShimMutex as Mutex;
 }
 
 /// Keeps the README's Rust examples compiling and true.

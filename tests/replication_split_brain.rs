@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
-use replicore::replication::{
-    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Replica, ReplicationStats, Start,
-    take_over,
+use replicore::__protocol::{
+    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Mutex, Outcome, Recorder, Replica,
+    ReplicationStats, Start, Takeover, take_over,
 };
 
 #[derive(Debug, Default)]
@@ -46,18 +46,25 @@ fn stalled_owner_resumes_after_takeover_and_is_fenced() {
     let LeaseState::Expired { epoch } = obs.observe(core.lease(), t0 + lease, lease) else {
         panic!("a silent lease must expire");
     };
-    stats.record_expiry();
     let mut replica = Replica::new(0);
     replica.sync(core.log(), core.log().tail(), 2); // a lagging neighbour
-    let adoption = take_over(&core, &mut replica, epoch, 1, || None).unwrap();
-    assert_eq!(
-        adoption.tasks.len(),
-        4,
-        "all queued tasks plus the one in hand"
-    );
+    let replicas = [Mutex::new(replica)];
+    let hooks = Recorder::new(1);
+    let takeover = Takeover {
+        core: &core,
+        replicas: &replicas,
+        epoch,
+        successor: 1,
+        fault_id: 1,
+        patience: Duration::from_millis(1),
+    };
+    assert_eq!(take_over(takeover, &hooks), Outcome::Restored);
+    let (adopted, token) = hooks.take().restored.pop().expect("one replacement");
+    assert_eq!(token.epoch(), epoch + 1);
+    assert_eq!(adopted.len(), 4, "all queued tasks plus the one in hand");
     // The replacement gets a fresh deque; the old one is only stolen from.
     let fresh = Worker::new_lifo();
-    for t in adoption.tasks {
+    for t in adopted {
         fresh.push(t);
     }
     stats.record_replacement();

@@ -14,11 +14,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
-use replicore::fault::{FaultPoint, point};
-use replicore::replication::{
-    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Replica, ReplicationStats, Start,
-    take_over,
+use replicore::__protocol::{
+    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Mutex as ShimMutex,
+    Outcome as TakeoverOutcome, Recorder, Replica, ReplicationStats, Start, Takeover, take_over,
 };
+use replicore::fault::{FaultPoint, point};
 
 #[derive(Debug, Default)]
 struct Task {
@@ -76,20 +76,19 @@ fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome 
         thread::spawn(move || {
             replicore_plan::enter(&plan);
             let mut fenced = false;
-            let start =
-                |me: &replicore::replication::OwnerToken, t: H, fenced: &mut bool| match core
-                    .start(me, &t)
-                {
-                    Start::Run => {
-                        assert!(!*fenced, "G4: a fenced owner started a task");
-                        run(&t)
-                    }
-                    Start::AlreadyClaimed => {}
-                    Start::Fenced => {
-                        *fenced = true;
-                        injector.lock().unwrap().push(t);
-                    }
-                };
+            let start = |me: &replicore::__protocol::OwnerToken, t: H, fenced: &mut bool| match core
+                .start(me, &t)
+            {
+                Start::Run => {
+                    assert!(!*fenced, "G4: a fenced owner started a task");
+                    run(&t)
+                }
+                Start::AlreadyClaimed => {}
+                Start::Fenced => {
+                    *fenced = true;
+                    injector.lock().unwrap().push(t);
+                }
+            };
             for i in 0..n {
                 me.renew(core.lease());
                 let t = H::default();
@@ -142,40 +141,45 @@ fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome 
             let trigger = (mix(seed) % (n as u64 + n as u64 / 4)) as usize;
             let lease_len = Duration::from_millis(2);
             let mut observer = LeaseObserver::new(Instant::now());
-            let mut replica = Replica::new(0);
+            let replicas = [ShimMutex::new(Replica::new(0))];
+            let hooks = Recorder::new(1);
             let mut adopted = None;
+            let mut used_fallback = false;
             while adopted.is_none() {
                 point(FaultPoint::ReplicaApply, 1);
+                let mut replica = replicas[0].lock();
                 replica.sync(core.log(), core.log().tail(), 4);
                 let (ops, time) = replica.lag(core.log());
+                drop(replica);
                 stats.record_lag(ops, time);
                 let expired = matches!(
                     observer.observe(core.lease(), Instant::now(), lease_len),
                     LeaseState::Expired { .. }
                 );
-                if expired {
-                    stats.record_expiry();
-                }
                 let done = owner_done.load(SeqCst);
                 if expired || core.log().tail() as usize >= trigger || done {
-                    let a = take_over(&core, &mut replica, 0, 1, || {
-                        loop {
-                            match stealer.steal() {
-                                crossbeam_deque::Steal::Success(t) => break Some(t),
-                                crossbeam_deque::Steal::Empty => break None,
-                                crossbeam_deque::Steal::Retry => {}
-                            }
-                        }
-                    })
-                    .expect("only one successor");
-                    adopted = Some(a);
+                    // A replica with a gap cannot know every queued task: the old deque, drained
+                    // below, is then the fallback.
+                    used_fallback = replicas[0].lock().needs_resync();
+                    let takeover = Takeover {
+                        core: &core,
+                        replicas: &replicas,
+                        epoch: 0,
+                        successor: 1,
+                        fault_id: 1,
+                        patience: Duration::from_millis(1),
+                    };
+                    assert_eq!(
+                        take_over(takeover, &hooks),
+                        TakeoverOutcome::Restored,
+                        "one successor"
+                    );
+                    adopted = hooks.take().restored.pop().map(|(tasks, _)| tasks);
                 } else {
                     thread::yield_now();
                 }
             }
-            let adopted = adopted.unwrap();
-            let used_fallback = adopted.used_fallback;
-            for t in adopted.tasks {
+            for t in adopted.unwrap() {
                 if t.claim.try_claim() {
                     run(&t);
                 }
@@ -185,8 +189,10 @@ fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome 
                 let finished = owner_done.load(SeqCst) || crashed();
                 let mut batch: Vec<H> = std::mem::take(&mut *injector.lock().unwrap());
                 // Keep following the log: a fenced owner's late pushes come back as redirects.
+                let mut replica = replicas[0].lock();
                 replica.sync(core.log(), core.log().tail(), usize::MAX);
                 batch.extend(replica.take_redirected());
+                drop(replica);
                 loop {
                     match stealer.steal() {
                         crossbeam_deque::Steal::Success(t) => batch.push(t),
@@ -202,7 +208,7 @@ fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome 
                 if finished
                     && injector.lock().unwrap().is_empty()
                     && stealer.is_empty()
-                    && replica.position() >= core.log().tail()
+                    && replicas[0].lock().position() >= core.log().tail()
                 {
                     break;
                 }

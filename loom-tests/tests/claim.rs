@@ -6,7 +6,7 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__loom::Claim;
+use replicore::__protocol::Claim;
 
 /// The owner (main thread), a thief and a takeover successor race to start one task: exactly one
 /// wins, and the winner sees the payload the spawner wrote before publishing the task.

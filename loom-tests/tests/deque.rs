@@ -10,7 +10,7 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__loom::{Claim, CoreLatch, HeapJob, JobRef, Latch, StackJob};
+use replicore::__protocol::{Claim, CoreLatch, HeapJob, JobRef, Latch, StackJob};
 
 /// The join latch without a registry: the waiter here spins instead of parking (the parking path
 /// is `sleep.rs`'s model).

@@ -8,7 +8,7 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__loom::{JobRef, SharedJob};
+use replicore::__protocol::{JobRef, SharedJob};
 
 /// The creator (main thread) races a thief that took the queued handle. B runs once; the
 /// creator either ran it itself or waits for `done` and sees the thief's result.

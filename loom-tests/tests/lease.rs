@@ -1,12 +1,13 @@
-//! Lease renewal racing expiry and takeover, on the real `CoreState` / `take_over` code.
+//! Lease renewal racing expiry and the pool's takeover sequence, on the real `CoreState` /
+//! `take_over` code.
 #![cfg(loom)]
 
-use replicore_loom_tests::model;
+use replicore_loom_tests::{Task, drive, model, restored};
 
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
+use replicore::__protocol::{Claim, CoreState, Mutex, Replica, Start};
 
 /// The owner renews and starts its queued task while a successor fences and adopts. Exactly one
 /// start happens between the owner and the successor's adopted copy: the redirect a refused
@@ -16,7 +17,7 @@ fn renewal_races_fence_and_adoption() {
     model(3, || {
         let core = Arc::new(CoreState::new(0, 4, Default::default()));
         let mut me = core.lease().owner_token();
-        let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let task: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let runs = Arc::new(AtomicUsize::new(0));
 
         let owner = {
@@ -37,10 +38,9 @@ fn renewal_races_fence_and_adoption() {
         let successor = {
             let (core, runs) = (core.clone(), runs.clone());
             thread::spawn(move || {
-                let mut replica = Replica::new(0);
-                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
-                assert_eq!(adopted.new_epoch, 1);
-                for t in adopted.tasks {
+                let (_, mut rec) = drive(&core, &[Mutex::new(Replica::new(0))], 0, 1);
+                assert_eq!(rec.restored[0].1.epoch(), 1);
+                for t in restored(&mut rec) {
                     if t.try_claim() {
                         runs.fetch_add(1, Ordering::Relaxed);
                     }

@@ -1,19 +1,19 @@
-//! A takeover whose driver dies or stalls half-way is completed by another one, on the real
-//! `CoreState` / `Replica` / `fence` / `adopt` code (the steps the pool's `takeover::drive` runs).
+//! A takeover whose driver dies or stalls half-way is completed by another one, on the pool's
+//! takeover sequence (`take_over`, with the real `CoreState` / `Replica` code).
 #![cfg(loom)]
 
-use replicore_loom_tests::model;
+use replicore_loom_tests::{Recorded, Task, drive, drive_with, model, restored};
 
-use loom::sync::{Arc, Mutex};
+use loom::sync::Arc;
 use loom::thread;
-use replicore::__loom::{Claim, CoreState, Replica, Start, adopt, fence};
-
-type Task = Arc<Claim>;
+use replicore::__protocol::{
+    Claim, CoreState, FencePoint, Mutex, Outcome, OwnerToken, Recorder, Recovery, Replica, Start,
+};
 
 /// The owner has `a` in hand and `b` queued, then stalls. The first driver fences `0 → 1`,
-/// adopts into its own stack, and dies there (its copies are gone), while the owner resumes and
-/// tries to start both. Epoch 1 is never renewed, so a second driver fences `1 → 2` and adopts
-/// from the same replica: adoption left the tasks in it. Each task starts exactly once.
+/// adopts, and dies before its replacement starts (its copies are gone), while the owner resumes
+/// and tries to start both. Epoch 1 is never renewed, so a second driver fences `1 → 2` and
+/// adopts from the same replica: adoption left the tasks in it. Each task starts exactly once.
 #[test]
 fn driver_dies_after_adoption_next_driver_completes() {
     model(3, || {
@@ -22,14 +22,14 @@ fn driver_dies_after_adoption_next_driver_completes() {
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         core.take_in_hand(&me, &a);
-        let replica = Arc::new(Mutex::new(Replica::new(0)));
+        let replicas = Arc::new([Mutex::new(Replica::new(0))]);
 
         let first = {
-            let (core, replica) = (core.clone(), replica.clone());
+            let (core, replicas) = (core.clone(), replicas.clone());
             thread::spawn(move || {
-                let f = fence(&core, 0, 1).unwrap();
-                let adopted = adopt(&core, &mut replica.lock().unwrap(), &f, || None);
-                drop(adopted); // dies here: nothing handed on, no replacement started
+                let (outcome, rec) = drive(&core, &replicas[..], 0, 1);
+                assert_eq!(outcome, Outcome::Restored);
+                drop(rec); // dies here: the replacement never starts, its copies are gone
             })
         };
         let owner = {
@@ -42,11 +42,10 @@ fn driver_dies_after_adoption_next_driver_completes() {
             })
         };
         first.join().unwrap();
-        let f2 = fence(&core, 1, 2).expect("epoch 1 was never renewed, so it can be fenced");
-        let adopted = adopt(&core, &mut replica.lock().unwrap(), &f2, || None);
-        let replacement = f2.owner_token();
-        let wins = adopted
-            .tasks
+        let (outcome, mut rec) = drive(&core, &replicas[..], 1, 2);
+        assert_eq!(outcome, Outcome::Restored, "epoch 1 was never renewed");
+        let replacement = rec.restored[0].1;
+        let wins = restored(&mut rec)
             .iter()
             .filter(|t| core.start(&replacement, t) == Start::Run)
             .count();
@@ -56,11 +55,61 @@ fn driver_dies_after_adoption_next_driver_completes() {
     });
 }
 
-/// The first driver fenced `0 → 1` and stalled; a second driver judged epoch 1 expired, fenced
-/// `1 → 2`, adopted and starts its replacement, while the first resumes, adopts the same tasks
-/// from the replica and starts its own replacement under the token of its fence. That token is
-/// stale, so the first driver's replacement is refused at every start and redirects; the owner's
-/// late start races both. Each task starts exactly once.
+/// Hooks of a driver that stalls after adopting, for as long as a second driver takes to judge
+/// the unrenewed epoch expired and run the whole sequence again (run here, inside the stall).
+struct StallsAfterAdopting<'a> {
+    core: &'a CoreState<Task>,
+    replicas: &'a [Mutex<Replica<Task>>],
+    inner: Recorder<Task>,
+    /// What the second driver restored, started by its replacement.
+    second_runs: std::cell::Cell<usize>,
+}
+
+impl Recovery<Task> for StallsAfterAdopting<'_> {
+    type Room = ();
+    fn reserve(&self) -> Option<()> {
+        self.inner.reserve()
+    }
+    fn release(&self, room: ()) {
+        self.inner.release(room)
+    }
+    fn at_cap(&self, epoch: u32) {
+        self.inner.at_cap(epoch)
+    }
+    fn fenced(&self, fence: &FencePoint) {
+        self.inner.fenced(fence)
+    }
+    fn reoffer(&self, tasks: Vec<Task>) {
+        self.inner.reoffer(tasks)
+    }
+    fn reoffer_all(&self) {
+        // Stalled here, past a lease: the next driver fences epoch 1 and completes a takeover.
+        let (outcome, mut rec) = drive(self.core, self.replicas, 1, 2);
+        assert_eq!(outcome, Outcome::Restored);
+        let token = rec.restored[0].1;
+        let runs = restored(&mut rec)
+            .iter()
+            .filter(|t| self.core.start(&token, t) == Start::Run)
+            .count();
+        self.second_runs.set(runs);
+        self.inner.reoffer_all()
+    }
+    fn restore(&self, room: (), tasks: Vec<Task>, token: OwnerToken) {
+        self.inner.restore(room, tasks, token)
+    }
+}
+
+impl Recorded for StallsAfterAdopting<'_> {
+    type Recorded = (replicore::__protocol::Recorded<Task>, usize);
+    fn recorded(&self) -> Self::Recorded {
+        (self.inner.take(), self.second_runs.get())
+    }
+}
+
+/// The first driver fenced `0 → 1`, adopted, and stalled; meanwhile a second driver judged
+/// epoch 1 expired, fenced `1 → 2`, adopted and restored. The first resumes: it must see that
+/// its epoch moved on, re-offer its copies and give its room back instead of starting a second
+/// replacement. The owner's late start races both drivers. Each task starts exactly once.
 #[test]
 fn stalled_driver_overtaken_backs_off() {
     model(3, || {
@@ -69,50 +118,33 @@ fn stalled_driver_overtaken_backs_off() {
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let _b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         core.take_in_hand(&me, &a);
-        let replica = Arc::new(Mutex::new(Replica::new(0)));
-        let f1 = fence(&core, 0, 1).unwrap();
+        let replicas = Arc::new([Mutex::new(Replica::new(0))]);
 
-        let drive = |f, core: Arc<CoreState<Task>>, replica: Arc<Mutex<Replica<Task>>>| {
+        let drivers = {
+            let (core, replicas) = (core.clone(), replicas.clone());
             thread::spawn(move || {
-                let adopted = adopt(&core, &mut replica.lock().unwrap(), &f, || None);
-                let token = f.owner_token();
-                let mut runs = 0;
-                let mut redirected = Vec::new();
-                for t in adopted.tasks {
-                    match core.start(&token, &t) {
-                        Start::Run => runs += 1,
-                        Start::AlreadyClaimed => {}
-                        Start::Fenced => redirected.push(t),
-                    }
-                }
-                (runs, redirected)
-            })
-        };
-        let first = drive(f1, core.clone(), replica.clone());
-        let second = {
-            let (core, replica) = (core.clone(), replica.clone());
-            thread::spawn(move || {
-                let f2 = fence(&core, 1, 2).unwrap();
-                let adopted = adopt(&core, &mut replica.lock().unwrap(), &f2, || None);
-                let token = f2.owner_token();
-                adopted
-                    .tasks
-                    .iter()
-                    .filter(|t| core.start(&token, t) == Start::Run)
-                    .count()
+                let hooks = StallsAfterAdopting {
+                    core: &core,
+                    replicas: &replicas[..],
+                    inner: Recorder::new(1),
+                    second_runs: std::cell::Cell::new(0),
+                };
+                drive_with(&core, &replicas[..], 0, 1, &hooks)
             })
         };
         let owner = {
             let (core, a) = (core.clone(), a.clone());
             thread::spawn(move || usize::from(core.start(&me, &a) == Start::Run))
         };
-        let (first_runs, redirected) = first.join().unwrap();
-        let second_runs = second.join().unwrap();
+        let (first_outcome, (first_rec, second_runs)) = drivers.join().unwrap();
         let owner_runs = owner.join().unwrap();
-        // Redirected copies go to an injector; whoever takes one starts it through the claim.
-        let redirected_runs = redirected.iter().filter(|t| t.try_claim()).count();
+        assert_eq!(first_outcome, Outcome::Overtaken);
+        assert!(first_rec.restored.is_empty(), "no second replacement");
+        assert_eq!(first_rec.released, 1, "its room given back");
+        // Re-offered copies go to an injector; whoever takes one starts it through the claim.
+        let reoffered_runs = first_rec.reoffered.iter().filter(|t| t.try_claim()).count();
         assert_eq!(
-            first_runs + second_runs + owner_runs + redirected_runs,
+            second_runs + owner_runs + reoffered_runs,
             2,
             "a and b each start exactly once"
         );

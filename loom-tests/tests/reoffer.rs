@@ -5,7 +5,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
+use replicore::__protocol::{Claim, CoreState, Mutex, Replica, Start};
+use replicore_loom_tests::{Task, drive, restored};
 
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
@@ -61,7 +62,7 @@ fn reoffer_after_takeover_races_thief_start() {
     builder().check(|| {
         let cpu0 = CoreState::new(0, 4, Default::default());
         let owner0 = cpu0.lease().owner_token();
-        let t = cpu0.publish_push(&owner0, Arc::new(Claim::new())).unwrap();
+        let t: Task = cpu0.publish_push(&owner0, Arc::new(Claim::new())).unwrap();
         let mut replica0 = Replica::new(0);
         replica0.sync(cpu0.log(), cpu0.log().tail(), usize::MAX);
         let replica0 = Arc::new(loom::sync::Mutex::new(replica0));
@@ -81,10 +82,11 @@ fn reoffer_after_takeover_races_thief_start() {
         let monitor = {
             let (cpu1, replica0) = (cpu1.clone(), replica0.clone());
             thread::spawn(move || {
-                let mut replica1 = Replica::new(0);
-                let adopted = take_over(&cpu1, &mut replica1, 0, 0, || None).unwrap();
-                let mut copies = adopted.tasks;
-                copies.extend(cpu1.in_hand().filter(|c| !c.is_claimed()));
+                // The sequence hands on the in-hand task and asks for every other unclaimed
+                // copy (`reoffer_all`); the pool's hook reads every replica, here CPU 0's.
+                let (_, mut rec) = drive(&cpu1, &[Mutex::new(Replica::new(0))], 0, 0);
+                assert_eq!(rec.reoffer_all, 1);
+                let mut copies = restored(&mut rec);
                 copies.extend(replica0.lock().unwrap().unclaimed().cloned());
                 copies.iter().filter(|c| c.try_claim()).count()
             })

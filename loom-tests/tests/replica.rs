@@ -6,7 +6,7 @@ use replicore_loom_tests::model;
 
 use loom::sync::Arc;
 use loom::thread;
-use replicore::__loom::{Claim, LogRead, OpLog, Replica};
+use replicore::__protocol::{Claim, LogRead, OpLog, Replica};
 
 /// Owner (epoch 1) and a fenced owner (epoch 0) append while a replica syncs. The replica never
 /// reads a torn or misplaced entry, never holds a stale-epoch task, and either holds every
@@ -60,7 +60,7 @@ fn apply_races_appends_with_stale_and_wraparound() {
 /// the owner's started task has left it by its op, while the thief's is only seen claimed.
 #[test]
 fn started_ops_and_thief_claims_leave_the_replica() {
-    use replicore::__loom::{CoreState, Start};
+    use replicore::__protocol::{CoreState, Start};
     model(3, || {
         let cpu0 = Arc::new(CoreState::new(0, 4, Default::default()));
         let cpu1 = Arc::new(CoreState::<Arc<Claim>>::new(1, 4, Default::default()));

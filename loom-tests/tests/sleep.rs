@@ -8,7 +8,7 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__loom::{CoreLatch, Sleep};
+use replicore::__protocol::{CoreLatch, Sleep};
 
 /// A queue of interchangeable tasks, reduced to a count: the sleep protocol only needs to know
 /// whether a search finds something.

@@ -1,24 +1,29 @@
-//! The resumed old owner racing the successor, and recovery of the in-hand task against a late
-//! claim, on the real `CoreState` / `Replica` / `take_over` code.
+//! The pool's takeover sequence (`take_over`, run through `replicore_loom_tests::drive` exactly as
+//! `src/pool/takeover.rs` runs it) against the resumed old owner, late claims, racing pushes, a
+//! replica with a gap, a second driver, and the thread cap.
 #![cfg(loom)]
 
-use replicore_loom_tests::model;
+use replicore_loom_tests::{Task, drive, model, restored};
 
 use loom::sync::Arc;
 use loom::thread;
-use replicore::__loom::{Claim, CoreState, Replica, Start, take_over};
+use replicore::__protocol::{Claim, CoreState, Mutex, Outcome, Recorder, Replica, Start};
+
+fn replicas(r: Replica<Task>) -> [Mutex<Replica<Task>>; 1] {
+    [Mutex::new(r)]
+}
 
 /// The owner popped `a` (in hand) and still has `b` queued, then stalled. A successor takes over
 /// while the owner resumes and tries to start `a` and then `b`. Every task ends up started exactly
-/// once, by the owner (only if its check preceded the fence) or by the successor's adopted copy;
-/// the owner's redirect of a refused task is never needed for that.
+/// once, by the owner (only if its check preceded the fence) or by the replacement's copy; the
+/// owner's redirect of a refused task is never needed for that.
 #[test]
 fn resumed_owner_races_successor_over_in_hand_and_queued() {
     model(3, || {
         let core = Arc::new(CoreState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
-        let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-        let b = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         // A neighbour applied part of the log before the stall.
         let mut replica = Replica::new(0);
         replica.sync(core.log(), 1, 1);
@@ -27,23 +32,30 @@ fn resumed_owner_races_successor_over_in_hand_and_queued() {
         let owner = {
             let (core, a, b) = (core.clone(), a.clone(), b.clone());
             thread::spawn(move || {
-                let mut started = Vec::new();
+                let mut started = 0;
                 let mut redirected = Vec::new();
                 for t in [a, b] {
                     match core.start(&me, &t) {
-                        Start::Run => started.push(t),
+                        Start::Run => started += 1,
                         Start::AlreadyClaimed => {}
                         Start::Fenced => redirected.push(t),
                     }
                 }
-                (started.len(), redirected)
+                (started, redirected)
             })
         };
         let successor = {
             let core = core.clone();
             thread::spawn(move || {
-                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
-                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+                let (outcome, mut rec) = drive(&core, &replicas(replica), 0, 1);
+                assert_eq!(outcome, Outcome::Restored);
+                let token = rec.restored[0].1;
+                assert_eq!(token.epoch(), 1);
+                let tasks = restored(&mut rec);
+                tasks
+                    .iter()
+                    .filter(|t| core.start(&token, t) == Start::Run)
+                    .count()
             })
         };
         let (owner_runs, redirected) = owner.join().unwrap();
@@ -62,7 +74,7 @@ fn in_hand_recovery_against_late_claim() {
     model(3, || {
         let core = Arc::new(CoreState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
-        let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         core.take_in_hand(&me, &t);
         let late_owner = {
             let (core, t) = (core.clone(), t.clone());
@@ -71,13 +83,13 @@ fn in_hand_recovery_against_late_claim() {
         let successor = {
             let core = core.clone();
             thread::spawn(move || {
-                let mut replica = Replica::new(0);
-                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
-                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+                let (_, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
+                restored(&mut rec).iter().filter(|t| t.try_claim()).count()
             })
         };
         let owner_won = late_owner.join().unwrap() as usize;
         assert_eq!(owner_won + successor.join().unwrap(), 1);
+        assert!(t.is_claimed());
     });
 }
 
@@ -96,14 +108,15 @@ fn push_racing_fence_is_adopted_or_redirected() {
         let successor = {
             let core = core.clone();
             thread::spawn(move || {
-                let mut replica = Replica::new(0);
-                let adopted = take_over(&core, &mut replica, 0, 1, || None).unwrap();
-                (replica, adopted.tasks)
+                let replicas = replicas(Replica::new(0));
+                let (_, mut rec) = drive(&core, &replicas, 0, 1);
+                (replicas, restored(&mut rec))
             })
         };
-        let accepted = owner.join().unwrap();
-        let (mut replica, mut found) = successor.join().unwrap();
+        let accepted: Option<Task> = owner.join().unwrap();
+        let (replicas, mut found) = successor.join().unwrap();
         // The holder keeps syncing after the takeover.
+        let mut replica = replicas[0].lock();
         replica.sync(core.log(), core.log().tail(), usize::MAX);
         found.extend(replica.take_redirected());
         if let Some(t) = accepted {
@@ -117,16 +130,16 @@ fn push_racing_fence_is_adopted_or_redirected() {
     });
 }
 
-/// Gap fallback: the log (capacity 1) has lost the in-hand task's entry, so the successor must
-/// find it through the in-hand slot, and the still-queued task through the old deque's stealer,
-/// while the resumed owner races it with a late start.
+/// A replica with a gap: the log (capacity 1) has lost the in-hand task's entry. The sequence
+/// still hands on the in-hand task (it always reads the slot), and the still-queued task stays in
+/// the old deque, which a thief drains, while the resumed owner races with a late start.
 #[test]
-fn gap_fallback_recovers_in_hand_against_late_start() {
+fn gap_recovers_in_hand_and_old_deque_against_late_start() {
     model(3, || {
         let core = Arc::new(CoreState::new(0, 1, Default::default()));
         let me = core.lease().owner_token();
-        let a = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-        let b = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         // The old deque still holds `b`; the owner popped `a` and recorded it in hand.
         let old_deque = Arc::new(loom::sync::Mutex::new(vec![b.clone()]));
         core.take_in_hand(&me, &a);
@@ -135,23 +148,98 @@ fn gap_fallback_recovers_in_hand_against_late_start() {
             thread::spawn(move || core.start(&me, &a) == Start::Run)
         };
         let successor = {
-            let (core, old_deque) = (core.clone(), old_deque.clone());
+            let core = core.clone();
             thread::spawn(move || {
-                let mut replica = Replica::new(0);
-                let adopted = take_over(&core, &mut replica, 0, 1, || {
-                    old_deque.lock().unwrap().pop()
-                })
-                .unwrap();
-                assert!(adopted.used_fallback, "position 0 was overwritten: a gap");
-                adopted.tasks.into_iter().filter(|t| t.try_claim()).count()
+                let (outcome, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
+                assert_eq!(outcome, Outcome::Restored);
+                restored(&mut rec).iter().filter(|t| t.try_claim()).count()
+            })
+        };
+        let thief = {
+            let old_deque = old_deque.clone();
+            thread::spawn(move || {
+                let stolen = old_deque.lock().unwrap().pop();
+                stolen.is_some_and(|t| t.try_claim()) as usize
             })
         };
         let owner_won = late_owner.join().unwrap() as usize;
         let successor_wins = successor.join().unwrap();
+        let thief_wins = thief.join().unwrap();
         assert_eq!(
-            owner_won + successor_wins,
+            owner_won + successor_wins + thief_wins,
             2,
             "a and b each start exactly once"
         );
+    });
+}
+
+/// Two drivers judge the same epoch expired and run the sequence at once: one fence wins and
+/// restores, the other gives its room back, and the tasks go to exactly one replacement.
+#[test]
+fn two_drivers_one_restores_one_gives_its_room_back() {
+    model(2, || {
+        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let me = core.lease().owner_token();
+        let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let replicas = Arc::new(replicas(Replica::new(0)));
+        let drivers: Vec<_> = (1..=2)
+            .map(|s| {
+                let (core, replicas) = (core.clone(), replicas.clone());
+                thread::spawn(move || {
+                    let hooks = Recorder::new(1);
+                    let (outcome, rec) =
+                        replicore_loom_tests::drive_with(&core, &replicas[..], 0, s, &hooks);
+                    (outcome, rec)
+                })
+            })
+            .collect();
+        let results: Vec<_> = drivers.into_iter().map(|d| d.join().unwrap()).collect();
+        let restored: Vec<_> = results
+            .iter()
+            .filter(|(o, _)| *o == Outcome::Restored)
+            .collect();
+        let lost: Vec<_> = results
+            .iter()
+            .filter(|(o, _)| *o == Outcome::Lost)
+            .collect();
+        assert_eq!((restored.len(), lost.len()), (1, 1));
+        assert_eq!(lost[0].1.released, 1, "the loser gave its room back");
+        assert!(lost[0].1.restored.is_empty() && lost[0].1.reoffered.is_empty());
+        assert!(Arc::ptr_eq(&restored[0].1.restored[0].0[0], &t));
+        assert_eq!(core.lease().epoch(), 1);
+    });
+}
+
+/// At the thread cap the sequence must not fence: the owner keeps its CPU and starts its task
+/// as usual, and the driver only reports the cap (the pool then re-offers copies).
+#[test]
+fn at_the_cap_nothing_is_fenced() {
+    model(3, || {
+        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let me = core.lease().owner_token();
+        let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        let owner = {
+            let (core, t) = (core.clone(), t.clone());
+            thread::spawn(move || {
+                core.take_in_hand(&me, &t);
+                core.start(&me, &t)
+            })
+        };
+        let driver = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let hooks = Recorder::new(0);
+                replicore_loom_tests::drive_with(&core, &replicas(Replica::new(0)), 0, 1, &hooks)
+            })
+        };
+        let (outcome, rec) = driver.join().unwrap();
+        assert_eq!(outcome, Outcome::AtCap);
+        assert_eq!(rec.at_cap, vec![0]);
+        assert_eq!(
+            owner.join().unwrap(),
+            Start::Run,
+            "the owner was not fenced"
+        );
+        assert_eq!(core.lease().epoch(), 0);
     });
 }

@@ -41,6 +41,7 @@ thread_local! {
 /// Records the calling pool thread's fault id, for the points of code that does not know which
 /// thread runs it (the replication protocol).
 #[inline(always)]
+#[cfg_attr(loom, allow(dead_code))] // the pool, its only caller, is not built under loom
 pub(crate) fn set_thread_id(_id: usize) {
     #[cfg(feature = "fault-injection")]
     THREAD_ID.with(|t| t.set(_id));

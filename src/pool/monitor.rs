@@ -68,7 +68,10 @@ fn run(registry: Arc<Registry>) {
         let driver = |i: usize| Driver {
             // The fence names the CPU's first replica holder as the new holder, as a worker
             // driving it would; with `R = 0`, the next slot.
-            successor: registry.slots[i].replicas.first().map_or((i + 1) % n, |r| r.0),
+            successor: registry.slots[i]
+                .replica_holders
+                .first()
+                .map_or((i + 1) % n, |&h| h),
             // The monitor never enters a fault plan, so its fault id is never addressed.
             fault_id: usize::MAX,
         };
@@ -80,11 +83,11 @@ fn run(registry: Arc<Registry>) {
             // The grace is for a watcher that will get to it first. If none of this CPU's
             // watchers renewed its own lease within the last lease (all busy in long tasks,
             // stalled or dead), no one will: drive now.
-            let mut watchers = registry.slots[i].replicas.iter().map(|r| r.0);
-            let some_watcher_alive = if registry.slots[i].replicas.is_empty() {
+            let mut watchers = registry.slots[i].replica_holders.iter();
+            let some_watcher_alive = if registry.slots[i].replica_holders.is_empty() {
                 (0..n).any(|w| w != i && verdicts[w] == Verdict::Fine)
             } else {
-                watchers.any(|w| verdicts[w] == Verdict::Fine)
+                watchers.any(|&w| verdicts[w] == Verdict::Fine)
             };
             if some_watcher_alive {
                 waiting = true;
@@ -104,7 +107,7 @@ fn run(registry: Arc<Registry>) {
 /// tick.
 fn sync_replicas(registry: &Registry) {
     for slot in registry.slots.iter() {
-        for (_, replica) in &slot.replicas {
+        for replica in slot.replicas.iter() {
             if let Some(replica) = replica.try_lock() {
                 apply_batch(registry, &slot.core, replica, usize::MAX);
             }

@@ -45,9 +45,11 @@ pub(crate) struct CoreSlot {
     pub(crate) stats: CachePadded<SlotStats>,
     /// Lease, op log and in-hand slot of this CPU (`src/replication/`).
     pub(crate) core: CachePadded<CoreState<Handle>>,
-    /// The replicas of this CPU's log, one per replica holder (the `r` nearest CPUs by
-    /// `Topology::neighbours`), as `(holder slot index, replica)`.
-    pub(crate) replicas: Vec<(usize, Mutex<Replica<Handle>>)>,
+    /// The slots holding replicas of this CPU's log: the workers on the `r` CPUs nearest to it
+    /// (`Topology::neighbours`), nearest first.
+    pub(crate) replica_holders: Box<[usize]>,
+    /// The replicas themselves, in the order of `replica_holders`.
+    pub(crate) replicas: Box<[Mutex<Replica<Handle>>]>,
     /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
     /// not started yet (its start handler runs before its lease starts), or exited at shutdown.
     /// An idle owner's silent heartbeat is not a stall. 0 while the owner runs.
@@ -148,6 +150,7 @@ impl Registry {
                 let node = topology.node_of(cpu);
                 let node_index = topology.node_index(node).expect("node of a known CPU");
                 node_slots[node_index].push(i);
+                let holders = replica_holders(topology, i, n, config.replication_factor);
                 CachePadded::new(CoreSlot {
                     cpu,
                     node,
@@ -161,10 +164,8 @@ impl Registry {
                         DEFAULT_LOG_CAPACITY,
                         std::sync::Arc::clone(&replication),
                     )),
-                    replicas: replica_holders(topology, i, n, config.replication_factor)
-                        .into_iter()
-                        .map(|h| (h, Mutex::new(Replica::new(0))))
-                        .collect(),
+                    replica_holders: holders.clone().into_boxed_slice(),
+                    replicas: holders.iter().map(|_| Mutex::new(Replica::new(0))).collect(),
                     idle: AtomicU64::new(1),
                     owner_seat: AtomicUsize::new(NO_SEAT),
                     owner_probe: Mutex::new(None),
@@ -188,7 +189,7 @@ impl Registry {
         let watched_by = (0..n)
             .map(|h| {
                 (0..n)
-                    .filter(|&i| slots[i].replicas.iter().any(|(holder, _)| *holder == h))
+                    .filter(|&i| slots[i].replica_holders.contains(&h))
                     .collect()
             })
             .collect();

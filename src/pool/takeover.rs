@@ -1,43 +1,26 @@
-//! Driving a takeover in the pool: fence, adopt, restore the CPU's capacity.
+//! The pool's side of a takeover: the [`Recovery`] hooks that the protocol's one takeover
+//! sequence ([`take_over`], in `src/replication/takeover.rs`) calls.
 //!
-//! Any thread may drive one: a worker that judged a neighbour's lease expired (see `watch`), or
-//! the monitor as a backstop. The driver runs the fault points `InsideTakeover` (three times)
-//! and `ReplicaApply` under **its own** fault id, so a plan can stall or crash the driver
-//! mid-takeover. Every step is written so that a driver that stops anywhere leaves a state the
-//! next driver completes:
-//!
-//! 1. `InsideTakeover` #1. Nothing changed yet: the lease stays expired and the next check
-//!    drives again.
-//! 2. Reserve a thread seat, then fence `e → e+1` (one CAS; one driver wins, losers give their
-//!    seat back). The fenced thread's seat is marked fenced until it retires, so shutdown waits
-//!    for the task it is still running.
-//! 3. `InsideTakeover` #2. Fenced, nothing adopted: epoch `e+1` is never renewed, so it expires
-//!    a lease later and the next driver fences `e+1 → e+2` and adopts.
-//! 4. Adopt from the first replica whose lock it gets (`ReplicaApply` fires with that lock
-//!    held). Adoption does not empty the replica, so a later driver can adopt the same tasks
-//!    again; the claim picks which copy runs.
-//! 5. `InsideTakeover` #3. Adopted, no replacement yet: the adopted copies die with the driver,
-//!    the replica still has them, and the unrenewed epoch expires as in step 3.
-//! 6. If the lease is still at the driver's epoch, start the replacement with the adopted tasks
-//!    under a token built from the fence; otherwise a later driver already took over (this one
-//!    stalled): re-offer the copies and give the seat back. If the OS refuses the thread, the
-//!    tasks are re-offered, the seat given back, and the new epoch left unrenewed: it expires a
-//!    lease later and the next driver tries again. No CPU is ever given up for good.
+//! Any thread may drive a takeover: a worker that judged a neighbour's lease expired (see
+//! `watch`), or the monitor as a backstop. The sequence runs its fault points (`InsideTakeover`
+//! three times, `ReplicaApply`) under the driver's own fault id, so a plan can stall or crash the
+//! driver mid-takeover, and every step leaves a state the next driver completes. The pool
+//! supplies: thread seats as the replacement's room (`threads`), what to do at the cap, where
+//! re-offered copies go (the injectors), and starting the replacement worker.
 //!
 //! A driver that dies holding a seat reservation keeps it: the seats bound threads, and the
 //! crashed thread still exists.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 
 use super::logged::{Handle, job_ref};
 use super::registry::Registry;
 use super::threads::{NO_SEAT, start_worker};
-use crate::fault::{FaultPoint, point};
-use crate::replication::{Claimable, FencePoint, OwnerToken, Replica, adopt, fence};
-use crate::sync::MutexGuard;
+use crate::replication::{
+    Claimable, FencePoint, OwnerToken, Recovery, Takeover, lock_within, take_over,
+};
 use crate::sync::atomic::Ordering;
 
 /// Who drives a takeover: the slot index that becomes the lease's holder, and the id the fault
@@ -51,86 +34,60 @@ pub(crate) struct Driver {
 /// Takes over CPU slot `i`, whose lease was judged expired at `epoch`.
 pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
     let slot = &registry.slots[i];
-    point(FaultPoint::InsideTakeover, d.fault_id);
-    // Reserve the replacement's seat *before* fencing: fencing without one would leave the CPU
-    // with no worker at all, and if every worker is stalled, the pool with none.
-    let Some(seat) = registry.threads.reserve() else {
-        at_cap(registry, i, epoch);
-        return;
+    let takeover = Takeover {
+        core: &slot.core,
+        replicas: &slot.replicas,
+        epoch,
+        successor: d.successor as u32,
+        fault_id: d.fault_id,
+        patience: registry.config.lease / 2,
     };
-    let Ok(fenced) = fence(&slot.core, epoch, d.successor as u32) else {
-        // Another driver won this epoch.
-        registry.threads.release(seat);
-        return;
-    };
-    // The thread that owned `epoch` (if one was started) may still be running a task that
-    // spawns more: shutdown waits for it to retire.
-    let old = slot.owner_seat.swap(NO_SEAT, Ordering::AcqRel);
-    if old != NO_SEAT {
-        registry.threads.mark_fenced(old);
-    }
-    registry.replication.record_expiry();
-    point(FaultPoint::InsideTakeover, d.fault_id);
-    let mut tasks = adopt_from_replicas(registry, i, &fenced, d.fault_id);
-    // The in-hand task may have come from another CPU's queue or an injector, so this CPU's
-    // replica need not know it: always look at the slot.
-    if let Some(t) = slot.core.in_hand()
-        && !t.claim().is_claimed()
-        && !tasks.iter().any(|a| Arc::ptr_eq(a, &t))
-    {
-        tasks.push(t);
-    }
-    reoffer_all(registry);
-    point(FaultPoint::InsideTakeover, d.fault_id);
-    if !slot.core.lease().is_current(fenced.new_epoch) {
-        // We stalled past a lease and a later driver fenced our epoch and adopted the same tasks
-        // from the replica. Hand our copies to the injectors; the claim picks one.
-        reoffer(registry, tasks);
-        registry.threads.release(seat);
-        return;
-    }
-    restore_capacity(registry, i, seat, tasks, fenced.owner_token());
+    take_over(takeover, &PoolRecovery { registry, cpu: i });
 }
 
-/// Adopts from the first of slot `i`'s replicas whose lock comes free within a bounded wait. A
-/// replica whose lock stays taken is held by a thread stalled or crashed mid-apply; then (and
-/// with `R = 0`) a fresh view is rebuilt from the log's retained window, which marks a gap if
-/// older entries are gone. Queued tasks it cannot see stay in the old deque, which stays in the
-/// CPU's steal set, and the in-hand slot is read by the caller.
-fn adopt_from_replicas(
-    registry: &Registry,
-    i: usize,
-    fenced: &FencePoint,
-    fault_id: usize,
-) -> Vec<Handle> {
-    let slot = &registry.slots[i];
-    let patience = registry.config.lease / 2;
-    for (_, replica) in &slot.replicas {
-        if let Some(mut r) = lock_within(replica, patience) {
-            point(FaultPoint::ReplicaApply, fault_id);
-            return adopt(&slot.core, &mut r, fenced, || None).tasks;
-        }
-    }
-    let mut fresh = Replica::new(0);
-    point(FaultPoint::ReplicaApply, fault_id);
-    adopt(&slot.core, &mut fresh, fenced, || None).tasks
+/// The hooks for a takeover of CPU slot `cpu`.
+struct PoolRecovery<'a> {
+    registry: &'a Arc<Registry>,
+    cpu: usize,
 }
 
-/// Tries to lock `m` for at most `patience`, yielding between attempts. Never blocks for good on
-/// a lock whose holder crashed.
-pub(crate) fn lock_within<T>(
-    m: &crate::sync::Mutex<T>,
-    patience: Duration,
-) -> Option<MutexGuard<'_, T>> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(g) = m.try_lock() {
-            return Some(g);
+impl Recovery<Handle> for PoolRecovery<'_> {
+    /// A thread seat.
+    type Room = usize;
+
+    fn reserve(&self) -> Option<usize> {
+        self.registry.threads.reserve()
+    }
+
+    fn release(&self, seat: usize) {
+        self.registry.threads.release(seat);
+    }
+
+    fn at_cap(&self, epoch: u32) {
+        at_cap(self.registry, self.cpu, epoch);
+    }
+
+    fn fenced(&self, _: &FencePoint) {
+        // The thread that owned the fenced epoch (if one was started) may still be running a
+        // task that spawns more: shutdown waits for it to retire.
+        let old = self.registry.slots[self.cpu]
+            .owner_seat
+            .swap(NO_SEAT, Ordering::AcqRel);
+        if old != NO_SEAT {
+            self.registry.threads.mark_fenced(old);
         }
-        if t0.elapsed() >= patience {
-            return None;
-        }
-        std::thread::yield_now();
+    }
+
+    fn reoffer(&self, tasks: Vec<Handle>) {
+        reoffer(self.registry, tasks);
+    }
+
+    fn reoffer_all(&self) {
+        reoffer_all(self.registry);
+    }
+
+    fn restore(&self, seat: usize, tasks: Vec<Handle>, token: OwnerToken) {
+        restore_capacity(self.registry, self.cpu, seat, tasks, token);
     }
 }
 
@@ -141,7 +98,7 @@ pub(crate) fn lock_within<T>(
 pub(crate) fn reoffer_all(registry: &Registry) {
     let patience = registry.config.lease / 4;
     for slot in registry.slots.iter() {
-        for (_, replica) in &slot.replicas {
+        for replica in slot.replicas.iter() {
             let copies: Vec<Handle> = match lock_within(replica, patience) {
                 Some(r) => r.unclaimed().cloned().collect(),
                 None => continue,

@@ -24,7 +24,7 @@ const ANONYMOUS: u64 = 1;
 /// publish a `Started` op naming it.
 ///
 /// ```
-/// use replicore::replication::Claim;
+/// use replicore::__protocol::Claim;
 /// let c = Claim::new();
 /// assert!(!c.is_claimed());
 /// assert!(c.try_claim_as(3, 7));
@@ -58,7 +58,7 @@ impl Claim {
     /// A fresh, unclaimed word.
     ///
     /// ```
-    /// use replicore::replication::Claim;
+    /// use replicore::__protocol::Claim;
     /// let c = Claim::new();
     /// assert!(!c.is_claimed());
     /// ```
@@ -72,7 +72,7 @@ impl Claim {
     /// Claims the task. Returns `true` for exactly one caller over the word's life.
     ///
     /// ```
-    /// use replicore::replication::Claim;
+    /// use replicore::__protocol::Claim;
     /// let c = Claim::new();
     /// // Four threads race to start the same task: exactly one wins.
     /// let winners: usize = std::thread::scope(|s| {
@@ -106,7 +106,7 @@ impl Claim {
     /// Whether someone already claimed it. A `false` may be stale by the time it is read.
     ///
     /// ```
-    /// use replicore::replication::Claim;
+    /// use replicore::__protocol::Claim;
     /// let c = Claim::new();
     /// assert!(c.try_claim());
     /// assert!(c.is_claimed());
@@ -128,7 +128,7 @@ impl Claim {
     /// `seq < 2^48 - 1`). Called by the pushing owner, before the task is visible in any queue.
     ///
     /// ```
-    /// use replicore::replication::Claim;
+    /// use replicore::__protocol::Claim;
     /// let c = Claim::new();
     /// assert_eq!(c.origin(), None);
     /// c.set_origin(2, 41);

@@ -21,7 +21,7 @@ use crate::fault::{FaultPoint, point_here};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Claim, CoreState, Fenced};
+/// use replicore::__protocol::{Claim, CoreState, Fenced};
 /// let core = CoreState::new(0, 8, Default::default());
 /// let me = core.lease().owner_token();
 /// core.lease().try_fence(me.epoch(), 1)?; // a successor took over
@@ -29,7 +29,7 @@ use crate::fault::{FaultPoint, point_here};
 ///     panic!("a fenced owner cannot push");
 /// };
 /// assert!(!task.is_claimed(), "the task comes back unclaimed, to be redirected");
-/// # Ok::<(), replicore::replication::FenceError>(())
+/// # Ok::<(), replicore::__protocol::FenceError>(())
 /// ```
 #[derive(Debug)]
 pub struct Fenced<T>(pub T);
@@ -46,7 +46,7 @@ impl<T: std::fmt::Debug> std::error::Error for Fenced<T> {}
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Claim, CoreState, Start};
+/// use replicore::__protocol::{Claim, CoreState, Start};
 /// let core = CoreState::new(0, 8, Default::default());
 /// let me = core.lease().owner_token();
 /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -69,7 +69,7 @@ pub enum Start {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Claim, CoreState, Start};
+/// use replicore::__protocol::{Claim, CoreState, Start};
 /// #[derive(Debug)]
 /// struct Task(Claim);
 /// impl AsRef<Claim> for Task { fn as_ref(&self) -> &Claim { &self.0 } }
@@ -101,7 +101,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core: CoreState<Arc<Claim>> = CoreState::new(3, 64, Default::default());
     /// assert_eq!(core.lease().holder(), 3);
     /// assert_eq!(core.log().capacity(), 64);
@@ -120,7 +120,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core: CoreState<Arc<Claim>> = CoreState::new(0, 8, Default::default());
     /// assert_eq!(core.lease().epoch(), 0);
     /// ```
@@ -132,7 +132,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -146,7 +146,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// core.lease().try_fence(0, 1).unwrap();
@@ -163,7 +163,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState, LogRead};
+    /// use replicore::__protocol::{Claim, CoreState, LogRead};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -189,7 +189,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -213,7 +213,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState, Start};
+    /// use replicore::__protocol::{Claim, CoreState, Start};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -248,7 +248,7 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, CoreState};
+    /// use replicore::__protocol::{Claim, CoreState};
     /// let core = CoreState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();

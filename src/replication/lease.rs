@@ -26,7 +26,7 @@ fn unpack(word: u64) -> (u32, u32) {
 /// One CPU's lease. See `src/replication/README.md` for the protocol.
 ///
 /// ```
-/// use replicore::replication::Lease;
+/// use replicore::__protocol::Lease;
 /// let lease = Lease::new(0);
 /// let mut me = lease.owner_token();
 /// me.renew(&lease);
@@ -45,7 +45,7 @@ pub struct Lease {
 /// Why [`Lease::try_fence`] failed.
 ///
 /// ```
-/// use replicore::replication::{FenceError, Lease};
+/// use replicore::__protocol::{FenceError, Lease};
 /// let lease = Lease::new(0);
 /// assert_eq!(lease.try_fence(0, 1), Ok(1));
 /// // A second successor that also saw epoch 0 expire loses the race.
@@ -78,7 +78,7 @@ impl Lease {
     /// A lease at epoch 0 held by `holder` (a worker id).
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(4);
     /// assert_eq!((lease.epoch(), lease.holder()), (0, 4));
     /// ```
@@ -92,7 +92,7 @@ impl Lease {
     /// The current epoch.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// lease.try_fence(0, 1).unwrap();
     /// assert_eq!(lease.epoch(), 1);
@@ -104,7 +104,7 @@ impl Lease {
     /// The current holder.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// lease.try_fence(0, 5).unwrap();
     /// assert_eq!(lease.holder(), 5, "the successor holds it now");
@@ -116,7 +116,7 @@ impl Lease {
     /// A token for whoever holds the lease now (the first owner, or a replacement after a fence).
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// lease.try_fence(0, 1).unwrap();
     /// let replacement = lease.owner_token();
@@ -134,7 +134,7 @@ impl Lease {
     /// "Am I still at epoch `epoch`?" One `SeqCst` load, ordered against every fence.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// assert!(lease.is_current(0));
     /// lease.try_fence(0, 1).unwrap();
@@ -149,7 +149,7 @@ impl Lease {
     /// epoch, or a [`FenceError`] if the epoch already moved (exactly one successor wins).
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// // Two successors race to fence epoch 0: exactly one wins.
     /// let wins: usize = std::thread::scope(|s| {
@@ -188,7 +188,7 @@ impl Lease {
     /// The raw heartbeat, `epoch << 32 | beat`.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// let before = lease.heartbeat();
     /// lease.owner_token().renew(&lease);
@@ -202,7 +202,7 @@ impl Lease {
 /// What the owner keeps on its stack: its epoch and its beat counter.
 ///
 /// ```
-/// use replicore::replication::Lease;
+/// use replicore::__protocol::Lease;
 /// let lease = Lease::new(7);
 /// let mut t = lease.owner_token();
 /// assert_eq!((t.epoch(), t.holder()), (0, 7));
@@ -228,7 +228,7 @@ impl OwnerToken {
     /// The epoch this owner runs under.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// let lease = Lease::new(0);
     /// let old = lease.owner_token();
     /// lease.try_fence(old.epoch(), 1).unwrap();
@@ -241,7 +241,7 @@ impl OwnerToken {
     /// This owner's worker id.
     ///
     /// ```
-    /// use replicore::replication::Lease;
+    /// use replicore::__protocol::Lease;
     /// assert_eq!(Lease::new(9).owner_token().holder(), 9);
     /// ```
     pub fn holder(&self) -> u32 {
@@ -252,7 +252,7 @@ impl OwnerToken {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// use replicore::__protocol::{Lease, LeaseObserver, LeaseState};
     /// let lease = Lease::new(0);
     /// let mut me = lease.owner_token();
     /// let (t0, len) = (Instant::now(), Duration::from_millis(20));
@@ -277,7 +277,7 @@ impl OwnerToken {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+/// use replicore::__protocol::{Lease, LeaseObserver, LeaseState};
 /// let lease = Lease::new(0);
 /// let t0 = Instant::now();
 /// let mut obs = LeaseObserver::new(t0);
@@ -295,7 +295,7 @@ pub struct LeaseObserver {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+/// use replicore::__protocol::{Lease, LeaseObserver, LeaseState};
 /// let lease = Lease::new(0);
 /// let (t0, len) = (Instant::now(), Duration::from_millis(20));
 /// let mut monitor = LeaseObserver::new(t0);
@@ -321,7 +321,7 @@ impl LeaseObserver {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// use replicore::__protocol::{Lease, LeaseObserver, LeaseState};
     /// let mut monitor = LeaseObserver::new(Instant::now());
     /// // The first sample always grants a full lease.
     /// let len = Duration::from_millis(5);
@@ -338,7 +338,7 @@ impl LeaseObserver {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use replicore::replication::{Lease, LeaseObserver, LeaseState};
+    /// use replicore::__protocol::{Lease, LeaseObserver, LeaseState};
     /// let lease = Lease::new(0);
     /// let (t0, len) = (Instant::now(), Duration::from_millis(20));
     /// let mut monitor = LeaseObserver::new(t0);

@@ -14,14 +14,14 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 /// Default log capacity (ops); tiny under loom so that wrap-around is exercised.
 ///
 /// ```
-/// assert!(replicore::replication::DEFAULT_LOG_CAPACITY.is_power_of_two());
+/// assert!(replicore::__protocol::DEFAULT_LOG_CAPACITY.is_power_of_two());
 /// ```
 #[cfg(not(loom))]
 pub const DEFAULT_LOG_CAPACITY: usize = 1024;
 /// Default log capacity (ops); tiny under loom so that wrap-around is exercised.
 ///
 /// ```
-/// assert!(replicore::replication::DEFAULT_LOG_CAPACITY.is_power_of_two());
+/// assert!(replicore::__protocol::DEFAULT_LOG_CAPACITY.is_power_of_two());
 /// ```
 #[cfg(loom)]
 pub const DEFAULT_LOG_CAPACITY: usize = 2;
@@ -33,13 +33,13 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2;
 /// it as they apply the log. Both are written by the CPU's owner only.
 ///
 /// ```
-/// use replicore::replication::{LogRead, OpLog};
+/// use replicore::__protocol::{LogRead, OpLog};
 /// let log = OpLog::new(2);
 /// let s = log.append(0, "a");
 /// log.append(0, "b");
 /// log.append(0, "c"); // overwrites position 0: the owner never waits
 /// assert_eq!(log.read(s.seq), LogRead::Gap);
-/// assert_eq!(log.read(2), LogRead::Op(replicore::replication::Stamp { epoch: 0, seq: 2 }, "c"));
+/// assert_eq!(log.read(2), LogRead::Op(replicore::__protocol::Stamp { epoch: 0, seq: 2 }, "c"));
 /// assert_eq!(log.read(3), LogRead::NotYet);
 /// ```
 #[derive(Debug)]
@@ -64,7 +64,7 @@ type Stamped<T> = (Stamp, Entry<T>);
 /// What a reader found at one position.
 ///
 /// ```
-/// use replicore::replication::{LogRead, OpLog, Stamp};
+/// use replicore::__protocol::{LogRead, OpLog, Stamp};
 /// let log = OpLog::new(1);
 /// assert_eq!(log.read(0), LogRead::NotYet);
 /// log.append(3, 'x');
@@ -88,7 +88,7 @@ impl<T: Clone> OpLog<T> {
     /// A log of `capacity` entries (at least 1).
     ///
     /// ```
-    /// use replicore::replication::OpLog;
+    /// use replicore::__protocol::OpLog;
     /// assert_eq!(OpLog::<u8>::new(16).capacity(), 16);
     /// assert_eq!(OpLog::<u8>::new(0).capacity(), 1, "at least one entry");
     /// ```
@@ -103,7 +103,7 @@ impl<T: Clone> OpLog<T> {
     /// Capacity in entries.
     ///
     /// ```
-    /// use replicore::replication::OpLog;
+    /// use replicore::__protocol::OpLog;
     /// let log = OpLog::new(4);
     /// for i in 0..10 {
     ///     log.append(0, i);
@@ -117,7 +117,7 @@ impl<T: Clone> OpLog<T> {
     /// Number of positions handed out so far (published or not).
     ///
     /// ```
-    /// use replicore::replication::OpLog;
+    /// use replicore::__protocol::OpLog;
     /// let log = OpLog::new(4);
     /// log.append(0, "a");
     /// log.append(0, "b");
@@ -130,7 +130,7 @@ impl<T: Clone> OpLog<T> {
     /// Publishes `value` stamped with `epoch` and the next position. Never waits.
     ///
     /// ```
-    /// use replicore::replication::{OpLog, Stamp};
+    /// use replicore::__protocol::{OpLog, Stamp};
     /// let log = OpLog::new(4);
     /// assert_eq!(log.append(0, "a"), Stamp { epoch: 0, seq: 0 });
     /// // A replacement owner (epoch 1) continues the same sequence.
@@ -145,7 +145,7 @@ impl<T: Clone> OpLog<T> {
     /// no reference count.
     ///
     /// ```
-    /// use replicore::replication::{LogRead, OpLog, Stamp};
+    /// use replicore::__protocol::{LogRead, OpLog, Stamp};
     /// let log = OpLog::new(4);
     /// let pushed = log.append(0, "task");
     /// log.append_started(0, pushed.seq);
@@ -168,7 +168,7 @@ impl<T: Clone> OpLog<T> {
     /// Reads position `seq`.
     ///
     /// ```
-    /// use replicore::replication::{LogRead, OpLog};
+    /// use replicore::__protocol::{LogRead, OpLog};
     /// let log = OpLog::new(4);
     /// let s = log.append(0, 42);
     /// assert!(matches!(log.read(s.seq), LogRead::Op(stamp, 42) if stamp == s));

@@ -1,4 +1,6 @@
-//! Run-queue replication, leases, fencing and takeover: the protocol core of issue 4.
+//! Run-queue replication, leases, fencing and takeover: the protocol core the pool's recovery
+//! runs on. Crate-internal; `loom-tests` and the doc examples reach it through the hidden
+//! `replicore::__protocol` door.
 //!
 //! The protocol, the call order for the worker loop, thief, monitor and successor, and why
 //! G1–G5 hold under crashes and stalls at every line, are in `src/replication/README.md`
@@ -10,6 +12,7 @@ pub(crate) mod claim;
 mod core;
 mod lease;
 mod log;
+mod recorder;
 mod replica;
 mod slot;
 mod stamp;
@@ -20,7 +23,8 @@ pub use self::core::{CoreState, Fenced, Start};
 pub use claim::Claim;
 pub use lease::{FenceError, Lease, LeaseObserver, LeaseState, OwnerToken};
 pub use log::{DEFAULT_LOG_CAPACITY, LogRead, OpLog};
+pub use recorder::{Recorded, Recorder};
 pub use replica::{Applied, Claimable, PRUNE_AT, Replica, SyncReport};
 pub use stamp::Stamp;
 pub use stats::{ReplicationSnapshot, ReplicationStats};
-pub use takeover::{Adoption, FencePoint, adopt, fence, take_over};
+pub use takeover::{FencePoint, Outcome, Recovery, Takeover, adopt, fence, lock_within, take_over};

@@ -40,7 +40,7 @@ pub const PRUNE_AT: usize = 2;
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Claim, Claimable};
+/// use replicore::__protocol::{Claim, Claimable};
 /// // Any `Arc` of something that holds a `Claim` is a task handle.
 /// struct Job { claim: Claim, payload: u32 }
 /// impl AsRef<Claim> for Job {
@@ -67,7 +67,7 @@ impl<C: AsRef<Claim> + ?Sized> Claimable for crate::sync::Arc<C> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Applied, Claim, Replica, Stamp};
+/// use replicore::__protocol::{Applied, Claim, Replica, Stamp};
 /// let mut r = Replica::new(2);
 /// let t = Arc::new(Claim::new());
 /// assert_eq!(r.apply(Stamp { epoch: 2, seq: 0 }, t.clone()), Applied::Inserted);
@@ -90,7 +90,7 @@ pub enum Applied {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::replication::{Claim, OpLog, Replica};
+/// use replicore::__protocol::{Claim, OpLog, Replica};
 /// let log = OpLog::new(8);
 /// log.append(0, Arc::new(Claim::new()));
 /// log.append(0, Arc::new(Claim::new()));
@@ -126,11 +126,11 @@ impl SyncReport {
 /// One neighbour's replica of one CPU's queue.
 ///
 /// ```
-/// use replicore::replication::{Applied, Replica, Stamp};
+/// use replicore::__protocol::{Applied, Replica, Stamp};
 /// use std::sync::Arc;
-/// struct Task(replicore::replication::Claim);
-/// impl AsRef<replicore::replication::Claim> for Task {
-///     fn as_ref(&self) -> &replicore::replication::Claim { &self.0 }
+/// struct Task(replicore::__protocol::Claim);
+/// impl AsRef<replicore::__protocol::Claim> for Task {
+///     fn as_ref(&self) -> &replicore::__protocol::Claim { &self.0 }
 /// }
 /// let mut r = Replica::new(1);
 /// let t = Arc::new(Task(Default::default()));
@@ -161,7 +161,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, Replica};
+    /// use replicore::__protocol::{Claim, Replica};
     /// let r: Replica<Arc<Claim>> = Replica::new(0);
     /// assert_eq!((r.epoch(), r.position(), r.unclaimed().count()), (0, 0, 0));
     /// ```
@@ -182,7 +182,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Claim, Replica, Stamp};
     /// let mut r = Replica::new(0);
     /// // An op from a newer epoch means someone else took over: the replica follows it.
     /// r.apply(Stamp { epoch: 1, seq: 0 }, Arc::new(Claim::new()));
@@ -196,7 +196,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// use replicore::__protocol::{Claim, OpLog, Replica};
     /// let log = OpLog::new(2);
     /// for _ in 0..3 {
     ///     log.append(0, Arc::new(Claim::new())); // the third overwrites position 0
@@ -213,7 +213,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// use replicore::__protocol::{Claim, OpLog, Replica};
     /// let log = OpLog::new(8);
     /// for _ in 0..5 {
     ///     log.append(0, Arc::new(Claim::new()));
@@ -230,7 +230,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Applied, Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Applied, Claim, Replica, Stamp};
     /// let mut r = Replica::new(1);
     /// let late = Arc::new(Claim::new());
     /// // A fenced owner's late push: rejected from the view, but kept for redirection.
@@ -262,7 +262,7 @@ impl<T: Claimable> Replica<T> {
     /// too: the task is claimed either way, and no one may adopt it.
     ///
     /// ```
-    /// use replicore::replication::{Applied, Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Applied, Claim, Replica, Stamp};
     /// use std::sync::Arc;
     /// let mut r = Replica::new(0);
     /// r.apply(Stamp { epoch: 0, seq: 0 }, Arc::new(Claim::new()));
@@ -293,7 +293,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// use replicore::__protocol::{Claim, OpLog, Replica};
     /// let log = OpLog::new(8);
     /// let a = Arc::new(Claim::new());
     /// log.append(0, a.clone());
@@ -389,7 +389,7 @@ impl<T: Claimable> Replica<T> {
     /// ```
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use replicore::replication::{Claim, OpLog, Replica};
+    /// use replicore::__protocol::{Claim, OpLog, Replica};
     /// let log = OpLog::new(8);
     /// let mut r = Replica::new(0);
     /// log.append(0, Arc::new(Claim::new()));
@@ -412,7 +412,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Claim, Replica, Stamp};
     /// let mut r = Replica::new(1);
     /// r.apply(Stamp { epoch: 0, seq: 4 }, Arc::new(Claim::new()));
     /// let to_requeue = r.take_redirected();
@@ -426,7 +426,7 @@ impl<T: Claimable> Replica<T> {
     /// Tasks recorded, claimed or not (claimed ones are pruned lazily; see [`Replica::sync`]).
     ///
     /// ```
-    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Claim, Replica, Stamp};
     /// use std::sync::Arc;
     /// let mut r = Replica::new(0);
     /// let t = Arc::new(Claim::new());
@@ -447,7 +447,7 @@ impl<T: Claimable> Replica<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::replication::{Claim, Replica, Stamp};
+    /// use replicore::__protocol::{Claim, Replica, Stamp};
     /// let mut r = Replica::new(0);
     /// let (a, b) = (Arc::new(Claim::new()), Arc::new(Claim::new()));
     /// r.apply(Stamp { epoch: 0, seq: 0 }, a.clone());

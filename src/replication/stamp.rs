@@ -8,7 +8,7 @@
 /// A stamp on one run-queue operation: lexicographic by `epoch`, then `seq`.
 ///
 /// ```
-/// use replicore::replication::Stamp;
+/// use replicore::__protocol::Stamp;
 /// let a = Stamp { epoch: 1, seq: 90 };
 /// let b = Stamp { epoch: 2, seq: 3 };
 /// assert!(a < b, "a later epoch wins whatever the seq");

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// Replication and takeover counters. All relaxed: they are read for reporting only.
 ///
 /// ```
-/// use replicore::replication::ReplicationStats;
+/// use replicore::__protocol::ReplicationStats;
 /// let s = ReplicationStats::default();
 /// s.record_lag(7, None);
 /// s.record_lag(3, Some(Duration::from_micros(250)));
@@ -32,7 +32,7 @@ pub struct ReplicationStats {
 /// A point-in-time copy of [`ReplicationStats`].
 ///
 /// ```
-/// use replicore::replication::ReplicationStats;
+/// use replicore::__protocol::ReplicationStats;
 /// let stats = ReplicationStats::default();
 /// stats.record_expiry();
 /// let snap = stats.snapshot();
@@ -64,7 +64,7 @@ impl ReplicationStats {
     /// Copies the counters.
     ///
     /// ```
-    /// use replicore::replication::{ReplicationSnapshot, ReplicationStats};
+    /// use replicore::__protocol::{ReplicationSnapshot, ReplicationStats};
     /// assert_eq!(ReplicationStats::default().snapshot(), ReplicationSnapshot::default());
     /// ```
     pub fn snapshot(&self) -> ReplicationSnapshot {
@@ -85,7 +85,7 @@ impl ReplicationStats {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use replicore::replication::ReplicationStats;
+    /// use replicore::__protocol::ReplicationStats;
     /// let stats = ReplicationStats::default();
     /// stats.record_lag(12, Some(Duration::from_micros(40)));
     /// stats.record_lag(5, None); // keeps the maximum
@@ -102,7 +102,7 @@ impl ReplicationStats {
     /// Records a lease judged expired.
     ///
     /// ```
-    /// use replicore::replication::ReplicationStats;
+    /// use replicore::__protocol::ReplicationStats;
     /// let stats = ReplicationStats::default();
     /// stats.record_expiry();
     /// stats.record_expiry();
@@ -115,7 +115,7 @@ impl ReplicationStats {
     /// Records a replacement worker thread started by the pool.
     ///
     /// ```
-    /// use replicore::replication::ReplicationStats;
+    /// use replicore::__protocol::ReplicationStats;
     /// let stats = ReplicationStats::default();
     /// stats.record_replacement();
     /// assert_eq!(stats.snapshot().replacement_threads, 1);

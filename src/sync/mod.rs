@@ -27,6 +27,13 @@ pub(crate) use loom_impl::*;
 #[cfg(not(loom))]
 pub(crate) use std_impl::*;
 
+/// The shim's mutex, for the protocol door (`replicore::__protocol`): the takeover sequence takes
+/// replicas behind it.
+#[cfg(loom)]
+pub use loom_impl::Mutex as ShimMutex;
+#[cfg(not(loom))]
+pub use std_impl::Mutex as ShimMutex;
+
 /// Re-exports for the `loom-tests` crate, which must build its models from the same types.
 #[doc(hidden)]
 pub mod export {
