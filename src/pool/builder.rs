@@ -23,18 +23,28 @@ use crate::{Topology, TopologyError, TopologySource};
 /// ```
 pub const MAX_THREADS: usize = 1024;
 
-/// Why [`ThreadPoolBuilder::build`] failed.
+/// The environment variable that sets the default thread count, as `RAYON_NUM_THREADS` does for
+/// rayon: read by [`ThreadPoolBuilder::build`] when no thread count was given (or `0` was). Unset
+/// or `0` means one worker per CPU of the topology; a value that is not a whole number makes
+/// `build` fail with [`BuildError::NumThreadsEnv`] (rayon ignores it); a value above
+/// [`MAX_THREADS`] fails with [`BuildError::TooManyThreads`] (rayon lowers it).
 ///
 /// ```
-/// let err = replicore::ThreadPool::builder().num_threads(0).build().unwrap_err();
-/// assert!(matches!(err, replicore::BuildError::ZeroThreads));
-/// assert!(err.to_string().contains("at least 1"));
+/// assert_eq!(replicore::NUM_THREADS_ENV, "REPLICORE_NUM_THREADS");
+/// ```
+pub const NUM_THREADS_ENV: &str = "REPLICORE_NUM_THREADS";
+
+/// Why [`ThreadPoolBuilder::build`] (or [`build_global`](ThreadPoolBuilder::build_global))
+/// failed.
+///
+/// ```
+/// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
+/// assert!(matches!(err, replicore::BuildError::TooManyThreads { requested: 5000, .. }));
+/// assert!(err.to_string().contains("at most 1024"));
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `num_threads(0)` was requested.
-    ZeroThreads,
     /// More than [`MAX_THREADS`] workers were requested.
     TooManyThreads {
         /// The requested count.
@@ -61,6 +71,25 @@ pub enum BuildError {
         /// The requested cap.
         requested: usize,
     },
+    /// `REPLICORE_NUM_THREADS` was read (no thread count given, or `num_threads(0)`) and is
+    /// not a whole number. rayon ignores an unparsable `RAYON_NUM_THREADS`; replicore refuses
+    /// it, so that a typo does not silently give one worker per CPU.
+    NumThreadsEnv {
+        /// The variable's value (lossily converted if it was not UTF-8).
+        value: String,
+    },
+    /// The `thread_name` closure panicked for worker `index`. Names are made before any thread
+    /// starts, so nothing was started.
+    ThreadName {
+        /// The worker whose name was being made.
+        index: usize,
+        /// The panic's message, if it had one.
+        message: String,
+    },
+    /// [`ThreadPoolBuilder::build_global`] was called after the global pool was built (by an
+    /// earlier `build_global`, or by a free function such as [`join`](crate::join) that needed
+    /// it).
+    GlobalPoolAlreadyInitialized,
     /// The OS refused to start a worker thread; the workers already started were shut down.
     Spawn {
         /// Index of the worker that could not start.
@@ -73,9 +102,19 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::ZeroThreads => write!(
+            BuildError::NumThreadsEnv { value } => write!(
                 f,
-                "a thread pool needs at least 1 thread (allowed: 1..={MAX_THREADS}); got 0"
+                "{NUM_THREADS_ENV}={value:?} is not a thread count: it must be a whole number in \
+                 0..={MAX_THREADS} (0 = one worker per CPU)"
+            ),
+            BuildError::ThreadName { index, message } => write!(
+                f,
+                "the thread_name closure panicked for worker {index}: {message}"
+            ),
+            BuildError::GlobalPoolAlreadyInitialized => write!(
+                f,
+                "the global thread pool was already initialised (by an earlier build_global or \
+                 by a free function that needed it)"
             ),
             BuildError::TooManyThreads { requested, max } => write!(
                 f,
@@ -219,12 +258,15 @@ impl ThreadPoolBuilder {
         Self::default()
     }
 
-    /// Number of workers; the default is one per CPU of the topology. Must be in
-    /// `1..=`[`MAX_THREADS`].
+    /// Number of workers, at most [`MAX_THREADS`]. Not calling this, or `0`, means automatic:
+    /// the value of [`NUM_THREADS_ENV`] (`REPLICORE_NUM_THREADS`) if it is set and not `0`, else
+    /// one worker per CPU of the topology.
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(3).build()?;
     /// assert_eq!(pool.current_num_threads(), 3);
+    /// let auto = replicore::ThreadPool::builder().num_threads(0).build()?;
+    /// assert!(auto.current_num_threads() >= 1);
     /// # Ok::<(), replicore::BuildError>(())
     /// ```
     pub fn num_threads(mut self, n: usize) -> Self {
@@ -259,8 +301,10 @@ impl ThreadPoolBuilder {
     }
 
     /// Names worker threads; the default is `replicore-{index}`. The names are made once, at
-    /// `build`: a replacement worker started after a takeover of CPU slot `index` takes the same
-    /// name as the worker it replaces.
+    /// `build`, before any thread starts: a replacement worker started after a takeover of CPU
+    /// slot `index` takes the same name as the worker it replaces. If the closure panics,
+    /// `build` catches the panic, starts no thread and returns [`BuildError::ThreadName`] naming
+    /// the index (rayon would let the panic escape its `build`).
     ///
     /// ```
     /// // A long lease keeps this example exact on a busy machine: a worker descheduled for
@@ -428,11 +472,46 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Validates the options and starts the workers. Never panics.
+    /// Validates the options and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// Every way it can fail, each a [`BuildError`] variant; when it fails, no worker of the
+    /// new pool is left running:
+    ///
+    /// - [`Topology`](BuildError::Topology): no topology was given and detecting the machine
+    ///   failed.
+    /// - [`NumThreadsEnv`](BuildError::NumThreadsEnv): the thread count was left automatic and
+    ///   `REPLICORE_NUM_THREADS` is set to something that is not a whole number.
+    /// - [`TooManyThreads`](BuildError::TooManyThreads): more than [`MAX_THREADS`] workers, asked
+    ///   for with [`num_threads`](Self::num_threads) or `REPLICORE_NUM_THREADS`.
+    /// - [`ReplicationFactor`](BuildError::ReplicationFactor),
+    ///   [`LeaseTooShort`](BuildError::LeaseTooShort),
+    ///   [`TooManySpareThreads`](BuildError::TooManySpareThreads): an option out of range.
+    /// - [`ThreadName`](BuildError::ThreadName): the [`thread_name`](Self::thread_name) closure
+    ///   panicked (checked before any thread starts).
+    /// - [`Spawn`](BuildError::Spawn): the OS refused a worker thread or the monitor thread
+    ///   (the workers already started are shut down first).
+    ///
+    /// [`build_global`](Self::build_global) can also fail with
+    /// [`GlobalPoolAlreadyInitialized`](BuildError::GlobalPoolAlreadyInitialized).
+    ///
+    /// # Panics
+    ///
+    /// Never, short of the process running out of memory (which aborts). Panics in user
+    /// closures do not escape: a panicking `thread_name` is the `ThreadName` error above, and
+    /// `start_handler`, `exit_handler` and `panic_handler` run later, on the workers, where
+    /// their panics are caught.
     ///
     /// ```
     /// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
     /// assert!(err.to_string().contains("at most 1024"));
+    /// let err = replicore::ThreadPool::builder()
+    ///     .num_threads(2)
+    ///     .thread_name(|i| if i == 1 { panic!("no name for {i}") } else { format!("w{i}") })
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, replicore::BuildError::ThreadName { index: 1, .. }));
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let detected = self.topology.is_none();
@@ -440,16 +519,17 @@ impl ThreadPoolBuilder {
             Some(t) => t,
             None => Topology::detect().map_err(BuildError::Topology)?,
         };
-        let n = self.num_threads.unwrap_or(topology.num_cpus());
-        if n == 0 {
-            return Err(BuildError::ZeroThreads);
-        }
+        let n = match self.num_threads {
+            Some(n) if n > 0 => n,
+            _ => threads_from_env()?.unwrap_or(topology.num_cpus()),
+        };
         if n > MAX_THREADS {
             return Err(BuildError::TooManyThreads {
                 requested: n,
                 max: MAX_THREADS,
             });
         }
+        let thread_names = make_names(self.thread_name.as_deref(), n)?;
         // The CPUs the workers actually run on: a pool with fewer threads than CPUs leaves some
         // CPUs without a worker, and those cannot hold replicas.
         let cpus_used = n.min(topology.num_cpus());
@@ -483,12 +563,7 @@ impl ThreadPoolBuilder {
             max_spare_threads,
             pin,
             stack_size: self.stack_size,
-            thread_names: (0..n)
-                .map(|index| match &self.thread_name {
-                    Some(f) => f(index),
-                    None => format!("replicore-{index}"),
-                })
-                .collect(),
+            thread_names,
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
@@ -523,3 +598,36 @@ impl ThreadPoolBuilder {
 }
 
 use super::job::JobRef;
+
+/// `REPLICORE_NUM_THREADS` as a thread count: `None` if unset or `0` (automatic).
+fn threads_from_env() -> Result<Option<usize>, BuildError> {
+    let Some(raw) = std::env::var_os(NUM_THREADS_ENV) else {
+        return Ok(None);
+    };
+    let value = raw.to_string_lossy();
+    match value.trim().parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(BuildError::NumThreadsEnv {
+            value: value.into_owned(),
+        }),
+    }
+}
+
+/// Every worker's thread name, made before any thread starts; a panicking name closure becomes
+/// [`BuildError::ThreadName`].
+fn make_names(
+    name: Option<&dyn Fn(usize) -> String>,
+    n: usize,
+) -> Result<Box<[String]>, BuildError> {
+    (0..n)
+        .map(|index| match name {
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)))
+                .map_err(|payload| BuildError::ThreadName {
+                    index,
+                    message: super::registry::panic_message(&*payload).to_owned(),
+                }),
+            None => Ok(format!("replicore-{index}")),
+        })
+        .collect()
+}

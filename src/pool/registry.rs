@@ -142,6 +142,8 @@ pub(crate) struct Registry {
     /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
     /// its own cache line.
     pub(crate) takeover_wanted: CachePadded<AtomicBool>,
+    /// `spawn_fifo`'s per-slot FIFO queues (see `fifo`).
+    pub(crate) fifo: super::fifo::FifoQueues,
 }
 
 /// The fault-tolerance options of a pool, validated by the builder.
@@ -231,6 +233,7 @@ impl Registry {
             })
             .collect();
         Registry {
+            fifo: super::fifo::FifoQueues::new(n),
             watched_by,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
             sleep: Sleep::new(slots.len()),
