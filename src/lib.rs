@@ -40,12 +40,13 @@
 //! # Ok::<(), replicore::BuildError>(())
 //! ```
 //!
-//! Guarantees (the design's G1–G5): every accepted task runs (G1, with the crash-coverage gaps
-//! listed in the README), no task starts twice (G2), a worker silent for a whole lease is taken
-//! over within about two leases (G3), a fenced worker cannot act under its old ownership and its
-//! later pushes are redirected (G4), and a panicking task kills neither its worker nor other
-//! tasks: [`join`] and [`scope`] re-raise it, [`spawn`] hands it to the panic handler (G5). The
-//! protocol is described in the [`replication`] module.
+//! Guarantees (G1–G5, see `ARCHITECTURE.md`): every accepted task runs, also across shutdown
+//! (G1, with the crash-coverage gaps listed in the README), no task starts twice (G2), a worker
+//! *blocked* for a whole lease is taken over within about two leases, any number of times in a
+//! pool's life, while a worker that is merely busy computing is left alone (G3), a fenced worker
+//! cannot act under its old ownership and its later pushes are redirected (G4), and a panicking
+//! task kills neither its worker nor other tasks: [`join`] and [`scope`] re-raise it, [`spawn`]
+//! hands it to the panic handler (G5). The protocol is described in the [`replication`] module.
 //!
 //! ## Node replication
 //!

@@ -178,10 +178,7 @@ fn broadcast_runs_once_per_worker() {
     }
 }
 
-#[test]
-fn drop_runs_all_accepted_tasks_including_respawns() {
-    let n = Arc::new(AtomicUsize::new(0));
-    let p = pool(2);
+fn spawn_with_respawns(p: &ThreadPool, n: &Arc<AtomicUsize>) {
     for _ in 0..1000 {
         let n = n.clone();
         p.spawn(move || {
@@ -192,8 +189,36 @@ fn drop_runs_all_accepted_tasks_including_respawns() {
             });
         });
     }
-    drop(p);
+}
+
+#[test]
+fn shutdown_runs_all_accepted_tasks_including_respawns() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let p = pool(2);
+    spawn_with_respawns(&p, &n);
+    p.shutdown();
     assert_eq!(n.load(Ordering::Relaxed), 2000);
+}
+
+/// Dropping does not wait (rayon-core's rule), but nothing accepted is lost: the workers drain
+/// in the background.
+#[test]
+fn drop_returns_and_the_accepted_tasks_still_run() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let p = pool(2);
+    spawn_with_respawns(&p, &n);
+    drop(p);
+    let t0 = std::time::Instant::now();
+    while n.load(Ordering::Relaxed) < 2000 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "watchdog: only {} of 2000 ran after the drop",
+            n.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(n.load(Ordering::Relaxed), 2000, "and none twice");
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn split_brain_stalled_owner_resumes_after_takeover() {
     );
     assert_eq!(plan.counts().stalls, 2);
     let stats = pool.stats();
-    drop(pool);
+    pool.shutdown();
     assert!(outer_ran.load(Ordering::SeqCst));
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.load(Ordering::SeqCst), 1, "task {i}; {stats:?}");
@@ -262,7 +262,7 @@ fn finish(
         });
     }
     let stats = pool.stats();
-    drop(pool);
+    pool.shutdown();
     let mut lost = 0;
     for (i, r) in runs.iter().enumerate() {
         let n = r.load(Ordering::SeqCst);

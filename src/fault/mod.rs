@@ -6,9 +6,10 @@
 //! [`FaultPlan`] and every `point` it reaches consults that plan.
 //!
 //! **Which worker id a point is addressed with.** A point fires on the thread doing the work,
-//! under that thread's fault id: worker `i` of a pool of `n` threads is `i`, and a replacement thread
-//! (started after a takeover) is `n + k`, where `k` is the number of spare threads alive when it
-//! started (0 for the first). That includes
+//! under that thread's fault id: worker `i` of a pool of `n` threads is `i`, and replacement
+//! threads (started after takeovers) are `n`, `n + 1`, … in the order they start; an id is never
+//! reused, so a replacement never replays another thread's faults. That includes the points
+//! inside the replication protocol, and
 //! [`FaultPoint::InsideTakeover`] and [`FaultPoint::ReplicaApply`]: a takeover is driven by
 //! whichever worker found the lease expired (or, as a backstop, by the pool's monitor thread,
 //! which never enters a plan), and the points fire on that worker under its id. A takeover
@@ -30,6 +31,34 @@ mod plan;
 mod rng;
 #[cfg(feature = "fault-injection")]
 pub use plan::{FaultCounts, FaultPlan, FaultPlanError, enter, leave};
+
+#[cfg(feature = "fault-injection")]
+thread_local! {
+    /// The fault id the pool gave the calling thread (`usize::MAX`: none).
+    static THREAD_ID: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Records the calling pool thread's fault id, for the points of code that does not know which
+/// thread runs it (the replication protocol).
+#[inline(always)]
+pub(crate) fn set_thread_id(_id: usize) {
+    #[cfg(feature = "fault-injection")]
+    THREAD_ID.with(|t| t.set(_id));
+}
+
+/// A point reached by the calling thread, under the fault id the pool gave it, or `fallback` on
+/// a thread outside any pool (the loom models and doc examples address protocol points by the
+/// lease holder).
+#[inline(always)]
+pub(crate) fn point_here(point_name: FaultPoint, fallback: usize) {
+    #[cfg(feature = "fault-injection")]
+    {
+        let id = THREAD_ID.with(std::cell::Cell::get);
+        point(point_name, if id == usize::MAX { fallback } else { id });
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = (point_name, fallback);
+}
 
 /// Whether thread `id` crashed at a fault point; never true without the feature.
 #[cfg(not(feature = "fault-injection"))]

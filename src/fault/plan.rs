@@ -144,7 +144,7 @@ impl FaultPlan {
     /// let plan = FaultPlan::random(7, 1.0)?.max_stall(Duration::ZERO).max_crashes(0);
     /// let pool = replicore::ThreadPool::builder().num_threads(2).fault_plan(plan.clone()).build().unwrap();
     /// assert_eq!(pool.install(|| replicore::join(|| 1, || 2)), (1, 2));
-    /// drop(pool);
+    /// pool.shutdown();
     /// assert!(plan.counts().stalls > 0);
     /// assert!(FaultPlan::random(7, f64::NAN).is_err());
     /// # Ok::<(), replicore::fault::FaultPlanError>(())
@@ -438,7 +438,7 @@ pub(crate) fn thread_crashed(id: std::thread::ThreadId) -> bool {
         .contains(&id)
 }
 
-/// A crash: the thread stops here for good; its stack stays valid (DESIGN.md fault model).
+/// A crash: the thread stops here for good; its stack stays valid (ARCHITECTURE.md, fault model).
 fn park_forever() -> ! {
     CRASHED
         .lock()

@@ -6,7 +6,7 @@
 //! reserved only once every replica's local tail has passed `i`, so an entry is never overwritten
 //! while someone may still read it.
 
-use super::backoff::Backoff;
+use crate::sync::Backoff;
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;

@@ -16,10 +16,10 @@
 //! panic instead of waiting (see `Dispatch::dispatch_mut`).
 
 use super::Dispatch;
-use super::backoff::Backoff;
 use super::log::Log;
 use super::slots::{Slot, Slots};
 use super::trylock::{TryLock, TryLockGuard};
+use crate::sync::Backoff;
 use crate::sync::UnsafeCell;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use crossbeam_utils::CachePadded;

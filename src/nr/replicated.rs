@@ -1,12 +1,12 @@
 //! [`NodeReplicated`]: the replicas, the log, flat combining and helping.
 
-use super::backoff::Backoff;
 use super::config::{NrConfig, NrError};
 use super::log::Log;
 use super::placement;
 use super::replica::{CombinerGuard, Replica, Scratch, poisoned};
 use super::slots::{DONE, EMPTY, PENDING, Slot, TAKEN};
 use super::{Dispatch, NrStats};
+use crate::sync::Backoff;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::{NodeId, Topology};
 use std::cell::Cell;

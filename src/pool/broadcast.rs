@@ -71,7 +71,7 @@ where
     let shared = Shared {
         op,
         results: (0..n).map(|_| Mutex::new(None)).collect(),
-        latch: CountLatch::new(Arc::clone(registry), worker.index),
+        latch: CountLatch::new(Arc::clone(registry), worker.seat),
     };
     push_to_inboxes(registry, |ctx| {
         shared.latch.increment();

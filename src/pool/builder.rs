@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
-use super::monitor::{start_monitor, start_worker};
+use super::monitor::start_monitor;
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::thread_pool::ThreadPool;
-use super::thread_pool::shut_down;
+use super::threads::{shut_down, start_worker};
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -334,7 +334,10 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Called on each worker thread, with its index, before it runs any task.
+    /// Called on each worker thread, with its index, before it runs any task. The worker's lease
+    /// starts after the handler returns, so a slow handler is never taken for a stall. A panic
+    /// in the handler goes to the [`panic_handler`](Self::panic_handler) (or stderr), and the
+    /// worker then starts normally.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -357,7 +360,9 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Called on each worker thread, with its index, when it exits at shutdown.
+    /// Called on each worker thread, with its index, when it exits at shutdown (or retires after a
+    /// takeover). The thread has left the pool by then: a task it spawns goes to the global pool.
+    /// A panic in the handler goes to the [`panic_handler`](Self::panic_handler) (or stderr).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -379,7 +384,8 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Receives the payload of every panic in a [`ThreadPool::spawn`]ed task. Without one, the
+    /// Receives the payload of every panic in a [`ThreadPool::spawn`]ed task, and in the start
+    /// and exit handlers. Without one, the
     /// panic is reported on stderr and the worker goes on (it never aborts).
     ///
     /// ```
@@ -421,10 +427,13 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// How long a worker may go without reaching a scheduling point before its CPU is taken
-    /// over (its queued tasks adopted, a replacement worker started). The default is 20 ms;
-    /// the minimum is 1 ms. A task that blocks for longer than this keeps running: only the
-    /// work queued behind it moves.
+    /// How long a worker may be **blocked** (its thread not runnable, and mostly off its CPU:
+    /// sleeping, waiting on I/O, a lock or a page fault) without reaching a scheduling point
+    /// before its CPU is taken over (its queued tasks adopted, a replacement worker started). The
+    /// default is 20 ms; the minimum is 1 ms. A task that blocks for longer than this keeps
+    /// running: only the work queued behind it moves. A worker that is *busy* for longer (a long
+    /// computation, or a thread waiting for a CPU) is not taken over on Linux, where the pool
+    /// can see the thread's state; elsewhere the lease alone decides.
     ///
     /// ```
     /// use std::time::Duration;
@@ -440,11 +449,13 @@ impl ThreadPoolBuilder {
 
     /// The most extra worker threads the pool may have at once because of takeovers: a
     /// takeover starts a replacement while the stalled thread still exists; when that stalled
-    /// thread resumes and retires, its place in the budget is free again (a crashed thread
-    /// keeps it). At the cap, an expired lease is **not** fenced (fencing without a replacement
-    /// could leave the pool with no worker at all): the stalled worker keeps its CPU, its queued
-    /// tasks stay reachable by stealing, and copies of its replicated tasks (including the one in
-    /// hand) go to the injectors, where the claim lets exactly one copy run. Each such stall is
+    /// thread resumes, retires and has been joined, its place in the budget is free again (a
+    /// crashed thread keeps it). So a pool never has more than `num_threads + max_spare_threads`
+    /// worker threads, and lives through any number of takeovers. At the cap, an expired lease is
+    /// **not** fenced (fencing without a replacement could leave the pool with no worker at all):
+    /// the stalled worker keeps its CPU, its queued tasks stay reachable by stealing, and copies
+    /// of its replicated tasks (including the one in hand) go to the injectors, where the claim
+    /// lets exactly one copy run; it is taken over once a thread has retired. Each such stall is
     /// counted once in `PoolStats::takeovers_without_replacement`. The default equals the number
     /// of workers; allowed is `0..=`[`MAX_THREADS`].
     ///
@@ -567,20 +578,29 @@ impl ThreadPoolBuilder {
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
-        let deques: Vec<Worker<JobRef>> = (0..n).map(|_| Worker::new_lifo()).collect();
-        let stealers = deques.iter().map(Worker::stealer).collect();
         let handlers = Handlers {
             start: self.start_handler,
             exit: self.exit_handler,
             panic: self.panic_handler,
         };
-        let registry = Arc::new(Registry::new(&topology, stealers, handlers, config));
-        for (index, deque) in deques.into_iter().enumerate() {
-            let name = registry.config.thread_names[index].clone();
-            let token = registry.slots[index].core.lease().owner_token();
+        let registry = Arc::new(Registry::new(&topology, n, handlers, config));
+        for index in 0..n {
+            // A fresh pool has `n + max_spare_threads` free seats, so this finds one.
+            let Some(seat) = registry.threads.reserve() else {
+                shut_down(&registry, None);
+                return Err(BuildError::Spawn {
+                    index,
+                    source: std::io::Error::other("no free thread seat"),
+                });
+            };
+            let slot = &registry.slots[index];
+            let deque = Worker::new_lifo();
+            let owner = slot.generations.add(deque.stealer());
+            let token = slot.core.lease().owner_token();
+            slot.owner_seat.store(seat, std::sync::atomic::Ordering::Release);
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
-            if let Err(source) = start_worker(&registry, index, deque, token, index, name) {
+            if let Err(source) = start_worker(&registry, index, seat, deque, owner, token) {
                 // Nothing was accepted yet: stop the started workers and report.
                 shut_down(&registry, None);
                 return Err(BuildError::Spawn { index, source });
@@ -596,8 +616,6 @@ impl ThreadPoolBuilder {
         Ok(ThreadPool::from_parts(registry, monitor))
     }
 }
-
-use super::job::JobRef;
 
 /// `REPLICORE_NUM_THREADS` as a thread count: `None` if unset or `0` (automatic).
 fn threads_from_env() -> Result<Option<usize>, BuildError> {

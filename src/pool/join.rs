@@ -19,7 +19,7 @@ where
     }
     // B lives in this frame; nothing here returns or unwinds before B has run and its latch is
     // set (or we popped it back and run it ourselves), so the stack job never dangles.
-    let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.index));
+    let job_b = StackJob::new(b, SpinLatch::new(&worker.registry, worker.seat));
     // SAFETY: see above: the frame outlives every use of the handle.
     let job_b_ref = unsafe { job_b.as_job_ref() };
     worker.push_unfenced(job_b_ref);
@@ -45,8 +45,8 @@ where
     (ra, job_b.into_result())
 }
 
-/// `join` on a worker whose lease a successor has fenced: typically a task that ran longer than
-/// the lease without a scheduling point, and is still running.
+/// `join` on a worker whose lease a successor has fenced: typically a task that blocked for longer
+/// than the lease (or, off Linux, computed that long) without a scheduling point, and runs again.
 ///
 /// B is redirected to the node's injector, where the replacement and every other worker can take
 /// it, so the rest of the task's tree stays parallel; the fenced worker goes on with A. Since a

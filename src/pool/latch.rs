@@ -14,7 +14,7 @@ use super::sleep::CoreLatch;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex};
 
-/// A latch a worker of `registry` (worker `owner`) waits on.
+/// A latch a worker of `registry` waits on; `owner` is the waiting thread's seat (its sleep bed).
 pub(crate) struct SpinLatch<'r> {
     pub(crate) core: CoreLatch,
     registry: &'r Arc<Registry>,
@@ -92,7 +92,8 @@ impl Latch for LockLatch {
     }
 }
 
-/// Counts outstanding children plus the owner itself; set at zero, waking the owner.
+/// Counts outstanding children plus the owner itself; set at zero, waking the owner: a worker
+/// (by its seat, as [`SpinLatch`]) or a thread outside every pool.
 pub(crate) struct CountLatch {
     pending: AtomicUsize,
     pub(crate) core: CoreLatch,
@@ -103,20 +104,20 @@ pub(crate) struct CountLatch {
 /// pool's sleep protocol, or any other thread, which parks itself (`in_place_scope` called
 /// outside every pool).
 enum Waiter {
-    Worker { registry: Arc<Registry>, index: usize },
+    Worker { registry: Arc<Registry>, seat: usize },
     Thread(std::thread::Thread),
 }
 
 impl CountLatch {
     /// Starts at one: the owner's own reference, dropped by the owner's `decrement`. The owner is
-    /// worker `owner` of `registry`.
+    /// the worker of `registry` in seat `owner`.
     pub(crate) fn new(registry: Arc<Registry>, owner: usize) -> Self {
         CountLatch {
             pending: AtomicUsize::new(1),
             core: CoreLatch::new(),
             waiter: Waiter::Worker {
                 registry,
-                index: owner,
+                seat: owner,
             },
         }
     }
@@ -161,9 +162,9 @@ impl CountLatch {
         unsafe {
             if (*this).pending.fetch_sub(1, Ordering::AcqRel) == 1 {
                 match &(*this).waiter {
-                    Waiter::Worker { registry, index } => {
+                    Waiter::Worker { registry, seat } => {
                         let registry = Arc::clone(registry);
-                        let owner = *index;
+                        let owner = *seat;
                         if (*this).core.set() {
                             registry.sleep.wake_specific(owner);
                         }

@@ -26,15 +26,18 @@ pool_modules!(
     builder,
     compat,
     fifo,
+    generations,
     join,
     latch,
     logged,
     monitor,
+    probe,
     registry,
     scope,
     stats,
     takeover,
     thread_pool,
+    threads,
     watch,
     worker
 );
@@ -223,9 +226,10 @@ pub enum Yield {
 /// injectors, then other workers, as an idle worker would) and runs it. Returns `None` on a
 /// thread that is not a pool worker.
 ///
-/// It is also a scheduling point: it renews the worker's lease. A long computation that calls it
-/// now and then (say, once per outer loop turn) is therefore never mistaken for a stalled worker
-/// and taken over, and the tasks queued behind it keep running meanwhile. A worker whose lease a
+/// It is also a scheduling point: it renews the worker's lease. A long computation is not taken
+/// over anyway where the pool can see that its thread is running (Linux); calling this now and
+/// then (say, once per outer loop turn) also keeps it from being mistaken for a stalled worker
+/// elsewhere, and lets the tasks queued behind it run meanwhile. A worker whose lease a
 /// successor already fenced takes no new work here (G4) and returns `Some(Yield::Idle)`.
 ///
 /// ```

@@ -1,65 +1,32 @@
-//! The lease monitor: one low-rate thread per pool that keeps replicas caught up and is the
-//! backstop for lease expiry, plus `start_worker`, which starts worker threads.
+//! The lease monitor: one low-rate thread per pool that keeps replicas caught up, drops drained
+//! deques of retired workers, and is the backstop for lease expiry.
 //!
 //! Workers judge their neighbours' leases and drive takeovers themselves (`watch`,
 //! `takeover`). The monitor is its own thread so that detection still works when every worker
 //! is busy with long tasks, stalled or dead. When some watcher of an expired CPU is alive, it
 //! gives the workers one more tick (and asks them for help) before it drives itself; when none
 //! is, it drives at once. It never enters a fault plan, and no takeover depends on it alone.
+//!
+//! After `terminate` it keeps watching while the workers drain (a worker can still stall, and a
+//! fenced one may still be running a task), wakes the idle workers every tick so that they see a
+//! fenced worker that crashed for good, and exits once every worker thread has exited: a dropped
+//! pool drains in the background with nobody waiting for it.
 
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_deque::Worker;
-
-use super::job::JobRef;
 use super::registry::Registry;
 use super::takeover::{Driver, reoffer};
 use super::watch::{Verdict, check};
-use super::worker::WorkerThread;
-use crate::replication::{Claimable, OwnerToken};
+use crate::replication::Claimable;
 use crate::sync::atomic::Ordering;
 
 /// How often the monitor looks: a quarter lease, so an expiry is seen within 1.25 leases,
 /// and never more often than every 250 µs.
 fn tick(lease: Duration) -> Duration {
     (lease / 4).max(Duration::from_micros(250))
-}
-
-/// Starts worker `index` on its own OS thread (pinned if the pool pins), owning `deque` under
-/// `token`. The thread is recorded in the registry so that shutdown can join it.
-pub(crate) fn start_worker(
-    registry: &Arc<Registry>,
-    index: usize,
-    deque: Worker<JobRef>,
-    token: OwnerToken,
-    fault_id: usize,
-    name: String,
-) -> io::Result<()> {
-    let mut b = std::thread::Builder::new().name(name);
-    if let Some(size) = registry.config.stack_size {
-        b = b.stack_size(size);
-    }
-    let reg = Arc::clone(registry);
-    let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
-    let handle = b.spawn(move || {
-        if let Some(cpu) = os_cpu {
-            crate::topology::bind_current_thread(cpu);
-        }
-        #[cfg(feature = "fault-injection")]
-        if let Some(plan) = &reg.config.fault_plan {
-            crate::fault::enter(plan);
-        }
-        WorkerThread::run(deque, index, reg, token, fault_id);
-    })?;
-    registry
-        .threads
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(handle);
-    Ok(())
 }
 
 /// Starts the monitor thread.
@@ -72,7 +39,6 @@ pub(crate) fn start_monitor(registry: &Arc<Registry>) -> io::Result<JoinHandle<(
 
 fn run(registry: Arc<Registry>) {
     let lease = registry.config.lease;
-    let grace = tick(lease);
     let n = registry.num_threads();
     while !registry.monitor_stop.load(Ordering::Acquire) {
         // Parked rather than slept, so that shutdown can wake it at once instead of waiting out
@@ -81,7 +47,22 @@ fn run(registry: Arc<Registry>) {
         if registry.monitor_stop.load(Ordering::Acquire) {
             break;
         }
+        if registry.terminating.load(Ordering::Acquire) {
+            if registry.threads.all_exited() {
+                break;
+            }
+            registry.sleep.wake_all();
+        }
+        // While terminating, a watcher may have exited for good: drive at once, without grace.
+        let grace = if registry.terminating.load(Ordering::Acquire) {
+            Duration::ZERO
+        } else {
+            tick(lease)
+        };
         sync_replicas(&registry);
+        for slot in registry.slots.iter() {
+            slot.generations.prune();
+        }
         registry.external.lock().retain(|t| !t.claim().is_claimed());
         let now = Instant::now();
         let driver = |i: usize| Driver {

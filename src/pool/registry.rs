@@ -3,18 +3,19 @@
 
 use std::any::Any;
 
-use std::sync::OnceLock;
-
-use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_deque::Injector;
 use crossbeam_utils::CachePadded;
 
+use super::generations::Generations;
 use super::job::JobRef;
 use super::logged::Handle;
+use super::probe::ThreadProbe;
 use super::sleep::Sleep;
 use super::stats::SlotStats;
 use crate::replication::{CoreState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
 use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use super::threads::{NO_SEAT, Threads};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::{CpuId, NodeId, Topology};
 
 pub(crate) type IndexHandler = Box<dyn Fn(usize) + Send + Sync>;
@@ -31,77 +32,46 @@ pub(crate) struct CoreSlot {
     pub(crate) node_index: usize,
     /// The OS CPU a pinned worker of this slot binds to.
     pub(crate) os_cpu: usize,
-    /// The thieves' ends of every deque this CPU's workers have owned, oldest first. Entry 0 is
-    /// the first worker's; a replacement worker after a takeover gets a **fresh** deque and
-    /// appends its stealer here. The owner end (`crossbeam_deque::Worker`) lives only on its
-    /// worker thread, never shared, so two owners of one deque cannot exist: a fenced worker's
-    /// old deque is drained only through these stealers.
-    stealers: Box<[OnceLock<Stealer<JobRef>>]>,
-    /// How many entries of `stealers` are set.
-    generations: AtomicUsize,
+    /// The thieves' ends of every deque this CPU's workers own or owned and is not yet drained.
+    /// A replacement worker after a takeover gets a **fresh** deque; the owner end
+    /// (`crossbeam_deque::Worker`) lives only on its worker thread, never shared, so two owners
+    /// of one deque cannot exist: a fenced worker's old deque is drained only through these.
+    pub(crate) generations: Generations,
     /// Jobs that must run on this worker in particular (broadcasts).
     pub(crate) inbox: Injector<JobRef>,
     /// Counters written only by the owner (plain load + store, no read-modify-write). On their
-    /// own cache line: thieves read `stealers` on every steal attempt, and must not bounce the
-    /// line the owner writes on every pop.
+    /// own cache line: thieves read `generations` on every steal attempt, and must not bounce
+    /// the line the owner writes on every pop.
     pub(crate) stats: CachePadded<SlotStats>,
     /// Lease, op log and in-hand slot of this CPU (`src/replication/`).
     pub(crate) core: CachePadded<CoreState<Handle>>,
     /// The replicas of this CPU's log, one per replica holder (the `r` nearest CPUs by
     /// `Topology::neighbours`), as `(holder slot index, replica)`.
     pub(crate) replicas: Vec<(usize, Mutex<Replica<Handle>>)>,
-    /// Set by the owner just before it parks: a parked worker has an empty deque and nothing in
-    /// hand, so its silent heartbeat is not a stall.
-    pub(crate) parked: AtomicBool,
+    /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
+    /// not started yet (its start handler runs before its lease starts), or exited at shutdown.
+    /// An idle owner's silent heartbeat is not a stall. 0 while the owner runs.
+    pub(crate) idle: AtomicU64,
+    /// The seat of the thread that owns this CPU's current epoch (`threads::NO_SEAT`: none).
+    pub(crate) owner_seat: AtomicUsize,
+    /// The OS's view of that thread, published by it when its lease starts, with its epoch.
+    pub(crate) owner_probe: Mutex<Option<(u32, ThreadProbe)>>,
     /// This CPU's lease as judged by whoever looks (see `watch`).
     pub(crate) watch: super::watch::Watch,
 }
 
-/// Most deques (the first plus replacements) one CPU can have over the pool's life.
-pub(crate) const MAX_GENERATIONS: usize = 16;
-
 impl CoreSlot {
-    /// Steals with `f` from this CPU's deques, oldest first.
-    #[inline]
-    pub(crate) fn steal_with(
-        &self,
-        mut f: impl FnMut(&Stealer<JobRef>) -> Steal<JobRef>,
-    ) -> Steal<JobRef> {
-        let n = self.generations.load(Ordering::Acquire);
-        let mut retry = false;
-        for s in self.stealers[..n].iter().filter_map(OnceLock::get) {
-            match f(s) {
-                Steal::Success(job) => return Steal::Success(job),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
-            }
-        }
-        if retry { Steal::Retry } else { Steal::Empty }
+    /// Whether the owner of the current epoch is idle (see [`idle`](Self::idle)).
+    pub(crate) fn owner_idle(&self) -> bool {
+        self.idle.load(Ordering::SeqCst) == u64::from(self.core.lease().epoch()) + 1
     }
 
-    /// How many deques this CPU has had (1 until its first takeover).
-    #[inline]
-    pub(crate) fn generations(&self) -> usize {
-        self.generations.load(Ordering::Acquire)
-    }
-
-    /// Installs the stealer of a replacement worker's fresh deque; `false` if this CPU has had
-    /// [`MAX_GENERATIONS`] deques already (treated like the spare-thread cap).
-    pub(crate) fn add_generation(&self, stealer: Stealer<JobRef>) -> bool {
-        // Two drivers can get here at once (one stalled past its epoch, see `takeover`): each
-        // takes the first free entry, and the count only grows. Readers skip unset entries.
-        let mut stealer = stealer;
-        let first_free = self.generations.load(Ordering::Acquire);
-        for (k, entry) in self.stealers.iter().enumerate().skip(first_free) {
-            match entry.set(stealer) {
-                Ok(()) => {
-                    self.generations.fetch_max(k + 1, Ordering::AcqRel);
-                    return true;
-                }
-                Err(back) => stealer = back,
-            }
+    /// The probe of the thread owning `epoch`, if that thread published one.
+    pub(crate) fn probe_of(&self, epoch: u32) -> Option<ThreadProbe> {
+        match *self.owner_probe.lock() {
+            Some((e, probe)) if e == epoch => Some(probe),
+            _ => None,
         }
-        false
     }
 }
 
@@ -115,6 +85,7 @@ pub(crate) struct Registry {
     pub(crate) remote_order: Vec<Vec<usize>>,
     /// OS CPU number → node index, to route a submission to the submitter's node.
     os_cpu_node: Vec<usize>,
+    /// Parking beds, one per thread seat (see `threads`).
     pub(crate) sleep: Sleep,
     pub(crate) terminating: AtomicBool,
     pub(crate) start_handler: Option<IndexHandler>,
@@ -125,11 +96,10 @@ pub(crate) struct Registry {
     pub(crate) replication: std::sync::Arc<ReplicationStats>,
     /// Takeovers at the spare-thread cap (reporting only, so `std` atomics).
     pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
-    /// Every worker thread started, original or replacement, for shutdown to join.
-    pub(crate) threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// Replacement threads alive beyond the original count: +1 per fence (reserved before it),
-    /// -1 when a fenced worker retires. Bounded by `config.max_spare_threads`.
-    pub(crate) spares_started: AtomicUsize,
+    /// Silent leases whose worker thread was running or runnable: not taken over (reporting).
+    pub(crate) busy_expiries: std::sync::atomic::AtomicU64,
+    /// The worker threads: seats, start, retire, join.
+    pub(crate) threads: Threads,
     /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
     /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
     /// worker had taken from an injector. Pruned by the monitor.
@@ -167,35 +137,25 @@ pub(crate) struct Handlers {
 }
 
 impl Registry {
-    /// Lays out `stealers.len()` workers over `topology`'s CPUs.
-    pub(crate) fn new(
-        topology: &Topology,
-        stealers: Vec<Stealer<JobRef>>,
-        h: Handlers,
-        config: Config,
-    ) -> Self {
+    /// Lays out `n` workers over `topology`'s CPUs. Each CPU starts with no deque and its
+    /// owner idle (not started); `build` adds each first worker's deque and starts it.
+    pub(crate) fn new(topology: &Topology, n: usize, h: Handlers, config: Config) -> Self {
         let cpus = topology.cpus();
         let nodes = topology.nodes();
         let mut node_slots = vec![Vec::new(); nodes.len()];
-        let n = stealers.len();
         let replication: std::sync::Arc<ReplicationStats> = Default::default();
-        let slots: Box<[_]> = stealers
-            .into_iter()
-            .enumerate()
-            .map(|(i, stealer)| {
+        let slots: Box<[_]> = (0..n)
+            .map(|i| {
                 let cpu = cpus[i % cpus.len()];
                 let node = topology.node_of(cpu);
                 let node_index = topology.node_index(node).expect("node of a known CPU");
                 node_slots[node_index].push(i);
-                let stealers: Box<[_]> = (0..MAX_GENERATIONS).map(|_| OnceLock::new()).collect();
-                let _ = stealers[0].set(stealer);
                 CachePadded::new(CoreSlot {
                     cpu,
                     node,
                     node_index,
                     os_cpu: topology.os_cpu(cpu),
-                    stealers,
-                    generations: AtomicUsize::new(1),
+                    generations: Generations::new(),
                     inbox: Injector::new(),
                     stats: CachePadded::new(SlotStats::default()),
                     core: CachePadded::new(CoreState::new(
@@ -207,7 +167,9 @@ impl Registry {
                         .into_iter()
                         .map(|h| (h, Mutex::new(Replica::new(0))))
                         .collect(),
-                    parked: AtomicBool::new(false),
+                    idle: AtomicU64::new(1),
+                    owner_seat: AtomicUsize::new(NO_SEAT),
+                    owner_probe: Mutex::new(None),
                     watch: super::watch::Watch::new(std::time::Instant::now()),
                 })
             })
@@ -236,7 +198,8 @@ impl Registry {
             fifo: super::fifo::FifoQueues::new(n),
             watched_by,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
-            sleep: Sleep::new(slots.len()),
+            sleep: Sleep::new(n + config.max_spare_threads),
+            threads: Threads::new(n + config.max_spare_threads),
             slots,
             injectors: (0..nodes.len())
                 .map(|_| CachePadded::new(Injector::new()))
@@ -251,8 +214,7 @@ impl Registry {
             config,
             replication,
             takeovers_without_replacement: Default::default(),
-            threads: Default::default(),
-            spares_started: AtomicUsize::new(0),
+            busy_expiries: Default::default(),
             monitor_stop: AtomicBool::new(false),
             external: Mutex::new(Vec::new()),
         }
@@ -285,6 +247,15 @@ impl Registry {
         self.sleep.wake_all();
     }
 
+    /// Runs a start or exit handler. A panic in it goes to the panic handler, as a spawned
+    /// task's does (rayon-core's rule); the thread then carries on.
+    pub(crate) fn call_handler(&self, handler: &IndexHandler, index: usize) {
+        let call = std::panic::AssertUnwindSafe(|| handler(index));
+        if let Err(payload) = std::panic::catch_unwind(call) {
+            self.handle_panic(payload);
+        }
+    }
+
     /// Hands a panic from a spawned task to the handler, or reports it; never unwinds further.
     pub(crate) fn handle_panic(&self, payload: Box<dyn Any + Send>) {
         match &self.panic_handler {
@@ -295,7 +266,7 @@ impl Registry {
                 }
             }
             None => eprintln!(
-                "replicore: a spawned task panicked: {}; the worker goes on",
+                "replicore: a spawned task or a handler panicked: {}; the worker goes on",
                 panic_message(&*payload)
             ),
         }

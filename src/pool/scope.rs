@@ -121,7 +121,7 @@ impl<'scope> Scope<'scope> {
     pub(super) fn new(registry: Arc<Registry>, owner: Option<&WorkerThread>) -> Self {
         Scope {
             latch: match owner {
-                Some(w) => CountLatch::new(Arc::clone(&w.registry), w.index),
+                Some(w) => CountLatch::new(Arc::clone(&w.registry), w.seat),
                 None => CountLatch::blocking(),
             },
             registry,

@@ -68,6 +68,11 @@ pub struct PoolStats {
     /// CPU's replicated tasks went to the injectors for the other workers (see
     /// `ThreadPoolBuilder::max_spare_threads`).
     pub takeovers_without_replacement: u64,
+    /// Leases that went silent for a whole lease while their worker thread was running or
+    /// waiting for a CPU (a long computation, or an overloaded machine): such a worker has lost
+    /// no capacity, so it is **not** taken over. Counted once per silence. Always 0 where the OS
+    /// gives no view of a thread's state (off Linux): there the lease alone decides.
+    pub busy_expiries: u64,
     /// Replica syncs that found a gap (the replica fell more than the log's 1024 ops behind):
     /// a takeover using such a replica also scans the old deque and the in-hand slot.
     pub replica_gaps: u64,

@@ -8,8 +8,9 @@
 //!
 //! 1. `InsideTakeover` #1. Nothing changed yet: the lease stays expired and the next check
 //!    drives again.
-//! 2. Reserve a spare thread, then fence `e → e+1` (one CAS; one driver wins, losers give their
-//!    reservation back).
+//! 2. Reserve a thread seat, then fence `e → e+1` (one CAS; one driver wins, losers give their
+//!    seat back). The fenced thread's seat is marked fenced until it retires, so shutdown waits
+//!    for the task it is still running.
 //! 3. `InsideTakeover` #2. Fenced, nothing adopted: epoch `e+1` is never renewed, so it expires
 //!    a lease later and the next driver fences `e+1 → e+2` and adopts.
 //! 4. Adopt from the first replica whose lock it gets (`ReplicaApply` fires with that lock
@@ -19,10 +20,12 @@
 //!    the replica still has them, and the unrenewed epoch expires as in step 3.
 //! 6. If the lease is still at the driver's epoch, start the replacement with the adopted tasks
 //!    under a token built from the fence; otherwise a later driver already took over (this one
-//!    stalled): re-offer the copies and give the thread back.
+//!    stalled): re-offer the copies and give the seat back. If the OS refuses the thread, the
+//!    tasks are re-offered, the seat given back, and the new epoch left unrenewed: it expires a
+//!    lease later and the next driver tries again. No CPU is ever given up for good.
 //!
-//! A driver that dies holding a spare-thread reservation keeps it counted: the cap bounds
-//! threads, and the crashed thread still exists.
+//! A driver that dies holding a seat reservation keeps it: the seats bound threads, and the
+//! crashed thread still exists.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +33,8 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::Worker;
 
 use super::logged::{Handle, job_ref};
-use super::monitor::start_worker;
 use super::registry::Registry;
+use super::threads::{NO_SEAT, start_worker};
 use crate::fault::{FaultPoint, point};
 use crate::replication::{Claimable, FencePoint, OwnerToken, Replica, adopt, fence};
 use crate::sync::MutexGuard;
@@ -49,22 +52,23 @@ pub(crate) struct Driver {
 pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
     let slot = &registry.slots[i];
     point(FaultPoint::InsideTakeover, d.fault_id);
-    // Reserve the replacement thread *before* fencing: fencing without one would leave the CPU
+    // Reserve the replacement's seat *before* fencing: fencing without one would leave the CPU
     // with no worker at all, and if every worker is stalled, the pool with none.
-    let spare = registry
-        .spares_started
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-            (s < registry.config.max_spare_threads).then_some(s + 1)
-        });
-    let Ok(spare_no) = spare else {
+    let Some(seat) = registry.threads.reserve() else {
         at_cap(registry, i, epoch);
         return;
     };
     let Ok(fenced) = fence(&slot.core, epoch, d.successor as u32) else {
         // Another driver won this epoch.
-        registry.spares_started.fetch_sub(1, Ordering::AcqRel);
+        registry.threads.release(seat);
         return;
     };
+    // The thread that owned `epoch` (if one was started) may still be running a task that
+    // spawns more: shutdown waits for it to retire.
+    let old = slot.owner_seat.swap(NO_SEAT, Ordering::AcqRel);
+    if old != NO_SEAT {
+        registry.threads.mark_fenced(old);
+    }
     registry.replication.record_expiry();
     point(FaultPoint::InsideTakeover, d.fault_id);
     let mut tasks = adopt_from_replicas(registry, i, &fenced, d.fault_id);
@@ -82,10 +86,10 @@ pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
         // We stalled past a lease and a later driver fenced our epoch and adopted the same tasks
         // from the replica. Hand our copies to the injectors; the claim picks one.
         reoffer(registry, tasks);
-        registry.spares_started.fetch_sub(1, Ordering::AcqRel);
+        registry.threads.release(seat);
         return;
     }
-    restore_capacity(registry, i, spare_no, tasks, fenced.owner_token());
+    restore_capacity(registry, i, seat, tasks, fenced.owner_token());
 }
 
 /// Adopts from the first of slot `i`'s replicas whose lock comes free within a bounded wait. A
@@ -177,12 +181,12 @@ fn at_cap(registry: &Registry, i: usize, epoch: u32) {
     registry.sleep.wake_all();
 }
 
-/// Starts a replacement worker for CPU slot `i` (spare thread number `spare_no`, already
-/// reserved) under `token`, with `tasks` in its fresh deque.
+/// Starts a replacement worker for CPU slot `i` in the reserved `seat` under `token`, with
+/// `tasks` in its fresh deque.
 fn restore_capacity(
     registry: &Arc<Registry>,
     i: usize,
-    spare_no: usize,
+    seat: usize,
     tasks: Vec<Handle>,
     token: OwnerToken,
 ) {
@@ -191,27 +195,29 @@ fn restore_capacity(
     for t in &tasks {
         deque.push(job_ref(Arc::clone(t)));
     }
-    let started = slot.add_generation(deque.stealer())
-        && start_worker(
-            registry,
-            i,
-            deque,
-            token,
-            registry.num_threads() + spare_no,
-            registry.config.thread_names[i].clone(),
-        )
-        .is_ok();
-    if started {
-        registry.replication.record_replacement();
-    } else {
-        // The OS refused the thread (or this CPU ran out of deque generations): the CPU is left
-        // without a worker, and its tasks go to the injectors. Copies may also be in the new
-        // deque, which is in the steal set; the claim picks one.
-        reoffer(registry, tasks);
-        slot.watch.orphan();
-        registry
-            .takeovers_without_replacement
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let owner = slot.generations.add(deque.stealer());
+    let starting = u64::from(token.epoch()) + 1;
+    // Not judged until its start handler has returned and its lease begins.
+    slot.idle.store(starting, Ordering::SeqCst);
+    slot.owner_seat.store(seat, Ordering::Release);
+    match start_worker(registry, i, seat, deque, owner, token) {
+        Ok(()) => registry.replication.record_replacement(),
+        Err(_) => {
+            // The OS refused the thread (the seat is given back). Copies of the tasks are also in
+            // the new deque, which stays in the steal set until drained; the claim picks one.
+            // The new epoch is left unrenewed and not idle: it expires a lease from now and the
+            // next driver tries again.
+            reoffer(registry, tasks);
+            let _ = slot
+                .owner_seat
+                .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
+            let _ = slot
+                .idle
+                .compare_exchange(starting, 0, Ordering::SeqCst, Ordering::SeqCst);
+            registry
+                .takeovers_without_replacement
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     registry.sleep.wake_all();
 }

@@ -12,16 +12,16 @@ use super::logged::{Spawned, job_ref, logged};
 use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
+use super::threads::shut_down;
 use super::worker::WorkerThread;
-use crate::sync::atomic::Ordering;
 
 /// A work-stealing thread pool with one worker per CPU of its [`Topology`](crate::Topology).
 ///
-/// **Drop.** Dropping the pool (or calling [`shutdown`](Self::shutdown)) lets every worker finish
-/// all accepted work, including tasks those tasks spawn, then joins the threads. Nothing accepted
-/// is dropped. If the last handle is dropped on one of the pool's own workers (the pool was moved
-/// into one of its tasks), the workers are told to drain and exit but are not joined, since a
-/// worker cannot wait for itself.
+/// **Drop and shutdown.** Nothing accepted is ever dropped: the workers finish all accepted work,
+/// including tasks those tasks spawn, before they exit. Dropping the pool tells them to do so and
+/// returns at once, without waiting (as rayon-core's pool does), so a drop never deadlocks on
+/// workers that wait for the dropping thread; the queued work still runs in the background.
+/// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads.
 ///
 /// ```
 /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
@@ -176,7 +176,8 @@ impl ThreadPool {
         self.registry.config.replication_factor
     }
 
-    /// The lease after which a worker that reached no scheduling point is taken over.
+    /// The lease after which a blocked worker that reached no scheduling point is taken over
+    /// (see [`ThreadPoolBuilder::lease`]).
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
@@ -216,10 +217,19 @@ impl ThreadPool {
             .registry
             .takeovers_without_replacement
             .load(std::sync::atomic::Ordering::Relaxed);
+        total.busy_expiries = self
+            .registry
+            .busy_expiries
+            .load(std::sync::atomic::Ordering::Relaxed);
         total
     }
 
-    /// Waits for all accepted work (including work it spawns), then stops the workers.
+    /// Waits for all accepted work (including work it spawns), then stops and joins the workers.
+    ///
+    /// "All accepted work" includes tasks spawned, after this call began, by tasks still running
+    /// on workers that a takeover fenced: shutdown waits for those workers to finish their task.
+    /// Called on one of the pool's own workers (the pool was moved into one of its tasks), it
+    /// cannot wait for its own thread: it then behaves like a drop.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -234,64 +244,24 @@ impl ThreadPool {
     /// assert_eq!(n.load(Ordering::Relaxed), 100);
     /// # Ok::<(), replicore::BuildError>(())
     /// ```
-    pub fn shutdown(self) {
-        drop(self);
+    pub fn shutdown(mut self) {
+        if self.on_own_worker() {
+            return; // `drop` tells the workers to drain.
+        }
+        shut_down(&self.registry, self.monitor.take());
+    }
+
+    fn on_own_worker(&self) -> bool {
+        WorkerThread::current().is_some_and(|w| Arc::ptr_eq(&w.registry, &self.registry))
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        let on_own_worker =
-            WorkerThread::current().is_some_and(|w| Arc::ptr_eq(&w.registry, &self.registry));
-        if on_own_worker {
-            // The workers drain and exit by themselves; we cannot wait for our own thread. The
-            // monitor stops with them (no takeovers during this drain).
-            self.registry.terminate();
-            self.registry.monitor_stop.store(true, Ordering::Release);
-            return;
-        }
-        shut_down(&self.registry, self.monitor.take());
-    }
-}
-
-/// Lets the workers drain every queue and exit, and joins them. The monitor keeps running
-/// meanwhile, so a worker that stalls or crashes during the drain is still taken over. A fenced
-/// worker that is still running a task is waited for (it retires after that task); only a
-/// thread that crashed for good at a fault point is left behind.
-pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
-    registry.terminate();
-    join_workers(registry);
-    registry.monitor_stop.store(true, Ordering::Release);
-    if let Some(m) = monitor {
-        m.thread().unpark();
-        let _ = m.join();
-    }
-    // Replacements the monitor started while we were joining.
-    join_workers(registry);
-}
-
-fn join_workers(registry: &Registry) {
-    loop {
-        let next = registry
-            .threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let Some(handle) = next else {
-            return;
-        };
-        loop {
-            if handle.is_finished() {
-                let _ = handle.join();
-                break;
-            }
-            if crate::fault::thread_crashed(handle.thread().id()) {
-                // Crashed for good (fault injection): it never returns. Its CPU was taken over,
-                // or, at the spare-thread cap, its tasks were re-offered and stolen.
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
+        // The workers drain every queue and exit by themselves; the monitor keeps watching them
+        // meanwhile and exits after the last one (see `monitor`). Nothing here waits.
+        self.registry.terminate();
+        drop(self.monitor.take());
     }
 }
 
@@ -307,7 +277,7 @@ where
         Some(w) => {
             let job = StackJob::new(
                 || op(WorkerThread::current().expect("injected jobs run on workers")),
-                SpinLatch::cross(&w.registry, w.index),
+                SpinLatch::cross(&w.registry, w.seat),
             );
             // SAFETY: `job` outlives the handle: we wait for its latch before returning.
             registry.inject(unsafe { job.as_job_ref() });

@@ -9,18 +9,29 @@
 //! first. When no watcher is alive (all busy in long tasks, stalled or dead), the monitor drives
 //! at once.
 //!
-//! The observer sits behind a lock that is only ever `try_lock`ed and is never held across a
-//! fault point, so a thread that stalls or crashes cannot take the judging of a CPU with it.
+//! **Blocked, not busy.** A lease silent for a whole lease is only taken over if its worker
+//! thread is *blocked*: not runnable now, and off its CPU for most of the time it was watched
+//! (sleeping, I/O, a lock, a page fault, or a fault-injected stall or crash, which park the
+//! thread). A thread that is running or waiting for a CPU (state `R`) is *busy*: a long
+//! computation, or an overloaded machine. It has lost no capacity and its queue is reachable by
+//! stealing, so it is left alone and counted in `PoolStats::busy_expiries`. A thread that is
+//! blocked now but was mostly on its CPU is measured again before anything is decided. The
+//! measurement starts once the lease has been silent for half a lease, so the verdict comes at
+//! the full lease, as before. Where the OS gives no view of the thread (off Linux, or no thread
+//! owns the epoch), the lease alone decides. See `probe`.
+//!
+//! The judge sits behind a lock that is only ever `try_lock`ed and is never held across a fault
+//! point, so a thread that stalls or crashes cannot take the judging of a CPU with it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::registry::Registry;
+use super::registry::{CoreSlot, Registry};
 use super::takeover::{Driver, drive};
 use super::worker::WorkerThread;
 use crate::replication::{LeaseObserver, LeaseState};
 use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Turns of a worker's scheduling loop between two lease checks. A check is an `Instant::now()`
 /// and one `try_lock` per watched CPU, so this keeps it far below 1% of a loop turn.
@@ -28,20 +39,48 @@ pub(crate) const WATCH_EVERY: u32 = 32;
 
 /// One CPU's shared lease watch.
 pub(crate) struct Watch {
-    observer: Mutex<LeaseObserver>,
+    judge: Mutex<Judge>,
     /// `epoch + 1` of a stall already handled at the spare-thread cap (0: none), so that one
     /// stall counts once, not once per check.
     capped: AtomicU64,
-    /// Taken over at the cap or after a failed replacement: no worker owns the CPU any more, so
-    /// its silent lease is not a stall.
-    orphaned: AtomicBool,
+}
+
+/// What the watch remembers between two checks of one CPU.
+struct Judge {
+    observer: LeaseObserver,
+    /// The owner thread's CPU time when this silence was first measured.
+    sample: Option<CpuSample>,
+    /// This silence was already counted as busy.
+    busy_counted: bool,
+}
+
+#[derive(Clone, Copy)]
+struct CpuSample {
+    epoch: u32,
+    at: Instant,
+    cpu: Duration,
+}
+
+/// How the owner thread spent a silent lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activity {
+    /// Running or runnable: not a stall.
+    Busy,
+    /// Not runnable, and mostly off its CPU (or no view of the thread): a stall.
+    Blocked,
+    /// Not enough measured yet, or not runnable now but mostly on its CPU: look again later.
+    Undecided,
 }
 
 /// What a check of one CPU found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Renewed within the lease, parked, orphaned, or being judged by someone else right now.
+    /// Renewed within the lease, idle, not silent long enough yet, or being judged by someone
+    /// else.
     Fine,
+    /// Silent for a whole lease but not blocked (busy, or still being measured): not taken over,
+    /// but not watching its neighbours either.
+    Silent,
     /// Expired and handled now (driven, or counted at the cap), or already handled at the cap.
     Handled,
     /// Expired, but within the caller's grace: left to the workers for now.
@@ -51,9 +90,12 @@ pub(crate) enum Verdict {
 impl Watch {
     pub(crate) fn new(now: Instant) -> Self {
         Watch {
-            observer: Mutex::new(LeaseObserver::new(now)),
+            judge: Mutex::new(Judge {
+                observer: LeaseObserver::new(now),
+                sample: None,
+                busy_counted: false,
+            }),
             capped: AtomicU64::new(0),
-            orphaned: AtomicBool::new(false),
         }
     }
 
@@ -62,14 +104,59 @@ impl Watch {
         let tag = u64::from(epoch) + 1;
         self.capped.swap(tag, Ordering::AcqRel) != tag
     }
+}
 
-    pub(crate) fn orphan(&self) {
-        self.orphaned.store(true, Ordering::Release);
+impl Judge {
+    /// The lease moved (or the owner is idle): a new silence starts from scratch.
+    fn reset(&mut self) {
+        self.sample = None;
+        self.busy_counted = false;
+    }
+
+    /// How the owner of `epoch` has spent the silence so far, from the OS's view of its thread.
+    fn activity(&mut self, slot: &CoreSlot, epoch: u32, now: Instant, lease: Duration) -> Activity {
+        let Some(probe) = slot.probe_of(epoch) else {
+            return Activity::Blocked;
+        };
+        if probe.is_runnable() == Some(true) {
+            return Activity::Busy;
+        }
+        let Some(cpu) = probe.cpu_time() else {
+            // The thread is gone: nothing runs this CPU.
+            return Activity::Blocked;
+        };
+        match self.sample {
+            Some(s) if s.epoch == epoch && now.saturating_duration_since(s.at) >= lease / 4 => {
+                let wall = now.saturating_duration_since(s.at);
+                if cpu.saturating_sub(s.cpu) * 2 <= wall {
+                    return Activity::Blocked;
+                }
+                // Blocked now, but mostly on its CPU: measure a fresh window.
+                self.sample = Some(CpuSample { epoch, at: now, cpu });
+                Activity::Undecided
+            }
+            Some(s) if s.epoch == epoch => Activity::Undecided,
+            _ => {
+                self.sample = Some(CpuSample { epoch, at: now, cpu });
+                Activity::Undecided
+            }
+        }
+    }
+
+    /// Starts measuring the owner's CPU time, once per silence.
+    fn start_sample(&mut self, slot: &CoreSlot, epoch: u32, now: Instant) {
+        if self.sample.is_some_and(|s| s.epoch == epoch) {
+            return;
+        }
+        self.sample = slot
+            .probe_of(epoch)
+            .and_then(|p| p.cpu_time())
+            .map(|cpu| CpuSample { epoch, at: now, cpu });
     }
 }
 
 /// Checks CPU slot `i` at `now` and drives its takeover as `driver` if its lease has been silent
-/// for a full lease plus `grace`.
+/// for a full lease plus `grace` and its worker thread is blocked.
 pub(crate) fn check(
     registry: &Arc<Registry>,
     i: usize,
@@ -79,39 +166,60 @@ pub(crate) fn check(
 ) -> Verdict {
     let slot = &registry.slots[i];
     let watch = &slot.watch;
-    if watch.orphaned.load(Ordering::Acquire) {
-        return Verdict::Fine;
-    }
     let lease_len = registry.config.lease;
     let epoch = {
-        let Some(mut obs) = watch.observer.try_lock() else {
+        let Some(mut judge) = watch.judge.try_lock() else {
             return Verdict::Fine;
         };
-        if slot.parked.load(Ordering::SeqCst) {
-            // Idle, not stalled: a full lease starts again when it wakes.
-            *obs = LeaseObserver::new(now);
+        if slot.owner_idle() {
+            // Parked, not started yet, or exited: a full lease starts again when it runs.
+            judge.observer = LeaseObserver::new(now);
+            judge.reset();
             return Verdict::Fine;
         }
-        match obs.observe(slot.core.lease(), now, lease_len) {
+        let lease = slot.core.lease();
+        let epoch = match judge.observer.observe(lease, now, lease_len / 2) {
             LeaseState::Alive => {
                 // Moving again: a later stall of the same epoch is a new one.
+                judge.reset();
                 if watch.capped.load(Ordering::Relaxed) != 0 {
                     watch.capped.store(0, Ordering::Release);
                 }
                 return Verdict::Fine;
             }
-            LeaseState::Expired { epoch } => {
-                if watch.capped.load(Ordering::Acquire) == u64::from(epoch) + 1 {
-                    return Verdict::Handled;
-                }
-                // Same sample, so only the threshold differs: past the caller's grace too?
-                if obs.observe(slot.core.lease(), now, lease_len + grace) == LeaseState::Alive {
-                    return Verdict::Waiting;
-                }
-                epoch
-            }
+            LeaseState::Expired { epoch } => epoch,
+        };
+        // Silent for half a lease: start measuring how its thread spends the silence.
+        judge.start_sample(slot, epoch, now);
+        // Same sample, so only the threshold differs: silent for a full lease yet?
+        if judge.observer.observe(lease, now, lease_len) == LeaseState::Alive {
+            return Verdict::Fine;
         }
-        // The observer's lock is released here: the takeover has fault points.
+        match judge.activity(slot, epoch, now, lease_len) {
+            Activity::Blocked => {}
+            Activity::Busy => {
+                if !judge.busy_counted {
+                    judge.busy_counted = true;
+                    registry
+                        .busy_expiries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Verdict::Silent;
+            }
+            Activity::Undecided => return Verdict::Silent,
+        }
+        if watch.capped.load(Ordering::Acquire) == u64::from(epoch) + 1
+            && !registry.threads.has_free_seat()
+        {
+            // Handled at the spare-thread cap already; tried again once a seat is free.
+            return Verdict::Handled;
+        }
+        // Past the caller's grace too?
+        if judge.observer.observe(lease, now, lease_len + grace) == LeaseState::Alive {
+            return Verdict::Waiting;
+        }
+        epoch
+        // The judge's lock is released here: the takeover has fault points.
     };
     drive(registry, i, epoch, driver);
     Verdict::Handled

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
+use super::generations::Owner;
 use super::job::JobRef;
 use super::logged::{Handle, RunOnce, job_ref, logged};
+use super::probe::ThreadProbe;
 use super::registry::{CoreSlot, Registry};
 use super::sleep::{CoreLatch, Slept};
 use super::stats::bump;
@@ -26,7 +28,12 @@ thread_local! {
 pub(crate) struct WorkerThread {
     /// The owner end of this worker's deque: used by this thread only.
     deque: Worker<JobRef>,
+    /// Says "no more pushes into `deque`" when this worker is gone, so that its CPU's list of
+    /// deques can drop it once drained.
+    _owner: Owner,
     pub(crate) index: usize,
+    /// This thread's seat (see `threads`): its sleep bed, and what latches wake.
+    pub(crate) seat: usize,
     pub(crate) registry: Arc<Registry>,
     /// `&registry.slots[index]`, resolved once: the hot path (heartbeat, fence check, counters)
     /// then costs no pointer chase and no bounds check per `join`. Valid for as long as `registry`
@@ -56,12 +63,14 @@ impl WorkerThread {
         unsafe { ptr.as_ref() }
     }
 
-    /// The thread body of worker `index`.
+    /// The thread body of worker `index` in `seat`.
     /// `token` is the lease this worker owns its CPU under: epoch 0 for the first worker, the
     /// fenced epoch + 1 for a replacement.
     pub(crate) fn run(
         deque: Worker<JobRef>,
+        owner: Owner,
         index: usize,
+        seat: usize,
         registry: Arc<Registry>,
         token: OwnerToken,
         fault_id: usize,
@@ -70,7 +79,9 @@ impl WorkerThread {
         let worker = WorkerThread {
             own_stealer: deque.stealer(),
             deque,
+            _owner: owner,
             index,
+            seat,
             registry,
             slot,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
@@ -82,27 +93,63 @@ impl WorkerThread {
         CURRENT.with(|c| c.set(&worker));
         let registry = &worker.registry;
         if let Some(h) = &registry.start_handler {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(index)));
+            registry.call_handler(h, index);
         }
+        worker.begin_lease();
         worker.main_loop();
-        if let Some(h) = &registry.exit_handler {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(index)));
-        }
+        // Off the pool before the exit handler: a task it spawns goes to the global pool rather
+        // than into a deque no one will pop.
         CURRENT.with(|c| c.set(std::ptr::null()));
-        if worker.fenced.get() {
-            // A retired, fenced worker gives its thread back to the spare-thread budget: the
-            // fence that retired it reserved the replacement's thread.
-            worker
-                .registry
-                .spares_started
-                .fetch_sub(1, Ordering::AcqRel);
+        if let Some(h) = &registry.exit_handler {
+            registry.call_handler(h, index);
         }
+        worker.retire();
+    }
+
+    /// Starts this worker's lease: publishes how the watch can see this thread, then the first
+    /// heartbeat, then leaves the "not started" idle state the CPU was in. The start handler ran
+    /// before this, so a slow handler is never taken for a stall.
+    fn begin_lease(&self) {
+        let slot = self.slot();
+        let epoch = self.token.get().epoch();
+        {
+            let mut probe = slot.owner_probe.lock();
+            // A replacement that was fenced before it started (its epoch moved on) must not
+            // overwrite a newer owner's probe; epochs only grow.
+            if probe.is_none_or(|(e, _)| (e.wrapping_sub(epoch) as i32) <= 0) {
+                *probe = ThreadProbe::current().map(|p| (epoch, p));
+            }
+        }
+        self.renew();
+        let _ = slot.idle.compare_exchange(
+            u64::from(epoch) + 1,
+            0,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
     }
 
     fn main_loop(&self) {
         let registry = &*self.registry;
-        // Exit only when terminating *and* nothing is left anywhere: accepted work always runs.
-        self.wait_for(None, || registry.terminating.load(Ordering::Acquire));
+        // Exit only when terminating, nothing is left anywhere, and no fenced worker is still
+        // running a task (it may spawn more, redirected to the injectors): accepted work always
+        // runs.
+        self.wait_for(None, || {
+            registry.terminating.load(Ordering::Acquire) && !registry.threads.fenced_running()
+        });
+    }
+
+    /// Leaves the pool. A fenced worker tells shutdown it is done (terminating workers wait for
+    /// fenced ones); a worker that exits at shutdown marks its CPU idle, so that no one takes
+    /// over a CPU whose worker simply left.
+    fn retire(&self) {
+        if self.is_fenced() {
+            self.registry.threads.retire(self.seat);
+            self.registry.sleep.wake_all();
+        } else {
+            let epoch = u64::from(self.token.get().epoch());
+            self.slot().idle.fetch_max(epoch + 1, Ordering::SeqCst);
+        }
     }
 
     #[inline]
@@ -321,27 +368,28 @@ impl WorkerThread {
     }
 
     /// The scheduling loop: find and run work until `done()`; spin briefly when there is none,
-    /// then park. `done` is checked only when no work is found, so a terminating worker drains
-    /// every queue first.
+    /// then park.
+    ///
+    /// Waiting for a latch, `done` is checked **first**, before any more work is taken: taking an
+    /// unrelated task first would delay the waiter by that task, and nest that task's frame inside
+    /// the waiting one (without bound, over many queued tasks that each wait). The main loop
+    /// (no latch) checks `done` only when no work is found, so a terminating worker drains every
+    /// queue first.
     fn wait_for(&self, latch: Option<&CoreLatch>, done: impl Fn() -> bool) {
         let sleep = &self.registry.sleep;
         let mut idle_rounds = 0;
         loop {
+            if latch.is_some() && done() {
+                return;
+            }
             // Scheduling point: renew the lease (one relaxed store).
             self.renew();
             if self.is_fenced() {
-                if latch.is_none() {
-                    // Retire: a successor owns this CPU now. Whatever is left in our old deque
-                    // is drained by stealing (the replacement and every thief see its stealer).
-                    return;
-                }
-                // Inside a `join`/`scope`/`install` of a task that was running when we were
-                // fenced: wait for the latch without taking new work. Taking work here would
-                // nest frames without bound (we never pop our own jobs back), and the work we
-                // wait for is reachable by the replacement and thieves (old deque, injectors).
-                // It never parks: its sleep bed belongs to the replacement now.
-                while !done() {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
+                // Retire from the main loop: a successor owns this CPU now. Whatever is left in
+                // our old deque is drained by stealing. Inside a latch wait, the task we were
+                // running when fenced goes on: wait for its latch without taking new work.
+                if let Some(latch) = latch {
+                    self.wait_fenced(latch);
                 }
                 return;
             }
@@ -370,15 +418,45 @@ impl WorkerThread {
                 return;
             }
             bump(&self.slot_stats().parks);
-            // A parked worker has an empty deque and nothing in hand: the monitor must not
-            // mistake its silent heartbeat for a stall.
-            self.slot().parked.store(true, Ordering::SeqCst);
-            let slept = sleep.sleep(self.index, token, latch);
-            self.slot().parked.store(false, Ordering::SeqCst);
-            if slept == Slept::Woken {
+            if self.park(token, latch) == Slept::Woken {
                 bump(&self.slot_stats().unparks);
             }
             idle_rounds = 0;
+        }
+    }
+
+    /// Parks on this thread's own bed. While parked, the CPU is marked idle for this worker's
+    /// epoch: a parked worker has an empty deque and nothing in hand, so its silent heartbeat is
+    /// not a stall. The mark only ever grows (`fetch_max`), so a worker fenced since its last
+    /// check cannot hide its successor (a newer epoch) from the watch.
+    fn park(&self, token: u64, latch: Option<&CoreLatch>) -> Slept {
+        let slot = self.slot();
+        let mine = u64::from(self.token.get().epoch()) + 1;
+        slot.idle.fetch_max(mine, Ordering::SeqCst);
+        let slept = self.registry.sleep.sleep(self.seat, token, latch);
+        let _ = slot
+            .idle
+            .compare_exchange(mine, 0, Ordering::SeqCst, Ordering::SeqCst);
+        slept
+    }
+
+    /// A fenced worker inside a `join`, `scope` or `install` of the task it was running when
+    /// fenced: waits for the latch without taking new work. Taking work here would nest frames
+    /// without bound (a fenced worker never pops its own jobs back), and the work it waits for is
+    /// reachable by the replacement and thieves (old deque, injectors). It parks on its own
+    /// seat's bed, which no other thread uses, so the latch's setter wakes exactly it.
+    fn wait_fenced(&self, latch: &CoreLatch) {
+        let sleep = &self.registry.sleep;
+        let backoff = crate::sync::Backoff::new();
+        while !latch.probe() {
+            let token = sleep.get_sleepy();
+            if latch.probe() {
+                return;
+            }
+            if sleep.sleep(self.seat, token, Some(latch)) == Slept::Aborted {
+                // New work elsewhere bumped the sleep counter; not ours to take.
+                backoff.snooze_or_sleep();
+            }
         }
     }
 
@@ -415,8 +493,8 @@ impl WorkerThread {
             // our own deque: stolen, never popped.
             let own = if self.fenced.get() {
                 self.own_stealer.steal()
-            } else if me.generations() > 1 {
-                me.steal_with(Stealer::steal)
+            } else if me.generations.len() > 1 {
+                me.generations.steal_with(Stealer::steal)
             } else {
                 Steal::Empty
             };
@@ -433,7 +511,7 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    let stolen = registry.slots[victim].steal_with(Stealer::steal);
+                    let stolen = registry.slots[victim].generations.steal_with(Stealer::steal);
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_same_node);
@@ -445,7 +523,7 @@ impl WorkerThread {
                 // A cross-node steal takes about half the victim's queue, paying the remote
                 // cache-line transfers once for many tasks.
                 for &victim in &registry.node_slots[node] {
-                    let stolen = registry.slots[victim].steal_with(|s| {
+                    let stolen = registry.slots[victim].generations.steal_with(|s| {
                         if self.fenced.get() {
                             // Nothing may enter a fenced worker's deque.
                             s.steal()

@@ -14,7 +14,7 @@ use super::replica::Claimable;
 use super::slot::Slot;
 use super::stamp::Stamp;
 use super::stats::ReplicationStats;
-use crate::fault::{FaultPoint, point};
+use crate::fault::{FaultPoint, point_here};
 
 /// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
 /// handed back, unclaimed, to be redirected (e.g. to the pool's global injector).
@@ -179,7 +179,7 @@ impl<T: Claimable> CoreState<T> {
         // Before the task can be popped or stolen: the pool pushes it into a deque only after
         // this returns.
         task.claim().set_origin(self.id, stamp.seq);
-        point(FaultPoint::MidPush, me.holder() as usize);
+        point_here(FaultPoint::MidPush, me.holder() as usize);
         Ok(task)
     }
 
@@ -203,7 +203,7 @@ impl<T: Claimable> CoreState<T> {
             let tag = (u64::from(me.epoch()) << 32) | 1;
             self.in_hand.write(tag, Some(task.clone()));
         }
-        point(FaultPoint::AfterTakeInHand, me.holder() as usize);
+        point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
     }
 
     /// The owner's start: fencing check, then the task's single [`Claim`](super::Claim).
@@ -221,7 +221,7 @@ impl<T: Claimable> CoreState<T> {
     /// assert_eq!(core.start(&me, &task), Start::AlreadyClaimed);
     /// ```
     pub fn start(&self, me: &OwnerToken, task: &T) -> Start {
-        point(FaultPoint::BeforeClaim, me.holder() as usize);
+        point_here(FaultPoint::BeforeClaim, me.holder() as usize);
         if !self.lease.is_current(me.epoch()) {
             self.stats.record_fenced(1);
             return Start::Fenced;
@@ -230,7 +230,7 @@ impl<T: Claimable> CoreState<T> {
         // The claim records who took the task: for a thief, that header record is the only one
         // (it never writes the victim's single-writer log).
         let won = claim.try_claim_as(me.holder(), me.epoch());
-        point(FaultPoint::AfterClaim, me.holder() as usize);
+        point_here(FaultPoint::AfterClaim, me.holder() as usize);
         if won && let Some((_, pushed)) = claim.origin().filter(|&(log, _)| log == self.id) {
             // Our own CPU's task: publish the start so that replicas drop it as they apply.
             self.log.append_started(me.epoch(), pushed);

@@ -1,6 +1,6 @@
 //! `(epoch, seq)` stamps: the only order the replication protocol trusts.
 //!
-//! Wall-clock time never orders anything (DESIGN.md, fault model). A stamp's `epoch` is the lease
+//! Wall-clock time never orders anything (ARCHITECTURE.md, fault model). A stamp's `epoch` is the lease
 //! epoch of the writer that published the op, and `seq` is the op's position in its CPU's log,
 //! which a single `fetch_add` hands out, so `seq` strictly increases (within an epoch and across
 //! epochs). Deriving `Ord` on `(epoch, seq)` in that field order gives the lexicographic order.

@@ -14,6 +14,9 @@
 // A shim exports the whole vocabulary; not every build uses every word.
 #![allow(dead_code, unused_imports)]
 
+mod backoff;
+pub(crate) use backoff::Backoff;
+
 #[cfg(loom)]
 mod loom_impl;
 #[cfg(not(loom))]

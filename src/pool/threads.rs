@@ -1,0 +1,251 @@
+//! Worker threads over a pool's whole life: seats, start, retire, reap, join and shutdown.
+//!
+//! A pool has `num_threads + max_spare_threads` **seats**. Every worker thread, original or
+//! replacement, holds one seat from just before it is spawned until it has been *joined*, so the
+//! pool never has more worker threads than seats, and no budget is used up for good: a thread
+//! that retired is joined by the next takeover that needs a seat (or by shutdown), and its seat
+//! serves again. A seat is also the thread's sleep bed (`Sleep`'s beds are indexed by seat), so a
+//! fenced worker and its replacement never share one.
+//!
+//! A takeover marks the fenced thread's seat **fenced** until that thread retires. Shutdown must
+//! wait for such a thread: the task it is still running may spawn more work (redirected to the
+//! injectors), and someone must be left to run it. A thread that crashed for good at a fault
+//! point is not waited for.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_deque::Worker;
+
+use super::generations::Owner;
+use super::job::JobRef;
+use super::registry::Registry;
+use super::worker::WorkerThread;
+use crate::fault::thread_crashed;
+use crate::replication::OwnerToken;
+use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// "No thread": the owner seat of a CPU whose current epoch has no thread.
+pub(crate) const NO_SEAT: usize = usize::MAX;
+
+/// The seats of one pool.
+pub(crate) struct Threads {
+    table: Mutex<Table>,
+    /// Per seat: its thread was fenced and has not retired yet.
+    fenced: Box<[AtomicBool]>,
+    /// The fault-plan id of the next thread started (ids are never reused).
+    next_fault_id: AtomicUsize,
+}
+
+struct Table {
+    /// Free seats, the lowest on top (the first workers get seats `0..n` in order).
+    free: Vec<usize>,
+    seats: Box<[SeatState]>,
+}
+
+enum SeatState {
+    Free,
+    /// Reserved by a thread about to spawn into it (a takeover driver, or `build`).
+    Reserved(std::thread::ThreadId),
+    Running(JoinHandle<()>),
+    /// Being joined by shutdown.
+    Joining,
+}
+
+impl Threads {
+    pub(crate) fn new(seats: usize) -> Self {
+        Threads {
+            table: Mutex::new(Table {
+                free: (0..seats).rev().collect(),
+                seats: (0..seats).map(|_| SeatState::Free).collect(),
+            }),
+            fenced: (0..seats).map(|_| AtomicBool::new(false)).collect(),
+            next_fault_id: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reserves a seat for a thread the caller is about to start, first joining threads that
+    /// have finished; `None` if every seat is taken (the spare-thread cap).
+    pub(crate) fn reserve(&self) -> Option<usize> {
+        let mut t = self.table.lock();
+        self.reap(&mut t);
+        let seat = t.free.pop()?;
+        t.seats[seat] = SeatState::Reserved(std::thread::current().id());
+        Some(seat)
+    }
+
+    /// Whether [`reserve`](Self::reserve) would find a seat now.
+    pub(crate) fn has_free_seat(&self) -> bool {
+        let mut t = self.table.lock();
+        self.reap(&mut t);
+        !t.free.is_empty()
+    }
+
+    /// Gives back a reserved seat whose thread was not started.
+    pub(crate) fn release(&self, seat: usize) {
+        let mut t = self.table.lock();
+        t.seats[seat] = SeatState::Free;
+        t.free.push(seat);
+    }
+
+    /// Joins every finished thread and frees its seat. Joining a finished thread waits only for
+    /// the OS to tear it down, so the count of threads never exceeds the seats in use.
+    fn reap(&self, t: &mut Table) {
+        for seat in 0..t.seats.len() {
+            if matches!(&t.seats[seat], SeatState::Running(h) if h.is_finished()) {
+                let SeatState::Running(h) = std::mem::replace(&mut t.seats[seat], SeatState::Free)
+                else {
+                    unreachable!("matched just above");
+                };
+                let _ = h.join();
+                self.fenced[seat].store(false, Ordering::Release);
+                t.free.push(seat);
+            }
+        }
+        // Lowest seats first: a fresh pool's workers sit in seats `0..n`, and so stay there.
+        t.free.sort_unstable_by(|a, b| b.cmp(a));
+    }
+
+    /// The thread in `seat` owned an epoch that a takeover just fenced.
+    pub(crate) fn mark_fenced(&self, seat: usize) {
+        self.fenced[seat].store(true, Ordering::Release);
+    }
+
+    /// Called by a fenced thread as it retires.
+    pub(crate) fn retire(&self, seat: usize) {
+        self.fenced[seat].store(false, Ordering::Release);
+    }
+
+    /// Whether some fenced thread is still running a task (and so may still spawn work). A
+    /// thread that crashed at a fault point never will.
+    pub(crate) fn fenced_running(&self) -> bool {
+        if !self.fenced.iter().any(|f| f.load(Ordering::Acquire)) {
+            return false;
+        }
+        let t = self.table.lock();
+        (0..self.fenced.len()).any(|seat| {
+            self.fenced[seat].load(Ordering::Acquire)
+                && match &t.seats[seat] {
+                    SeatState::Running(h) => !h.is_finished() && !thread_crashed(h.thread().id()),
+                    // Shutdown is waiting for it right now: it has not exited.
+                    SeatState::Joining => true,
+                    SeatState::Free | SeatState::Reserved(_) => false,
+                }
+        })
+    }
+
+    /// Whether every worker thread has exited (or crashed for good), and no live thread is
+    /// about to start one.
+    pub(crate) fn all_exited(&self) -> bool {
+        let t = self.table.lock();
+        t.seats.iter().all(|s| match s {
+            SeatState::Free => true,
+            SeatState::Reserved(by) => thread_crashed(*by),
+            SeatState::Running(h) => h.is_finished() || thread_crashed(h.thread().id()),
+            SeatState::Joining => false,
+        })
+    }
+
+    /// Joins every worker thread, including replacements started meanwhile, except threads
+    /// that crashed for good at a fault point (they never return).
+    pub(crate) fn join_all(&self) {
+        loop {
+            let next = {
+                let mut t = self.table.lock();
+                let found = (0..t.seats.len()).find(|&s| {
+                    matches!(&t.seats[s], SeatState::Running(h) if !thread_crashed(h.thread().id()))
+                });
+                found.map(|seat| {
+                    let SeatState::Running(h) =
+                        std::mem::replace(&mut t.seats[seat], SeatState::Joining)
+                    else {
+                        unreachable!("found just above");
+                    };
+                    (seat, h)
+                })
+            };
+            let Some((seat, handle)) = next else {
+                return;
+            };
+            let backoff = crate::sync::Backoff::new();
+            let finished = loop {
+                if handle.is_finished() {
+                    break true;
+                }
+                if thread_crashed(handle.thread().id()) {
+                    break false;
+                }
+                backoff.snooze_or_sleep();
+            };
+            let mut t = self.table.lock();
+            if finished {
+                let _ = handle.join();
+                self.fenced[seat].store(false, Ordering::Release);
+                t.seats[seat] = SeatState::Free;
+                t.free.push(seat);
+            } else {
+                t.seats[seat] = SeatState::Running(handle);
+            }
+        }
+    }
+}
+
+/// Starts a worker for CPU slot `index` in the reserved `seat`, owning `deque` (whose
+/// generation guard is `owner`) under `token`. On error the seat is given back.
+pub(crate) fn start_worker(
+    registry: &Arc<Registry>,
+    index: usize,
+    seat: usize,
+    deque: Worker<JobRef>,
+    owner: Owner,
+    token: OwnerToken,
+) -> io::Result<()> {
+    let mut b = std::thread::Builder::new().name(registry.config.thread_names[index].clone());
+    if let Some(size) = registry.config.stack_size {
+        b = b.stack_size(size);
+    }
+    let reg = Arc::clone(registry);
+    let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
+    let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
+    let spawned = b.spawn(move || {
+        if let Some(cpu) = os_cpu {
+            crate::topology::bind_current_thread(cpu);
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &reg.config.fault_plan {
+            crate::fault::enter(plan);
+        }
+        crate::fault::set_thread_id(fault_id);
+        WorkerThread::run(deque, owner, index, seat, reg, token, fault_id);
+    });
+    let mut t = registry.threads.table.lock();
+    match spawned {
+        Ok(handle) => {
+            t.seats[seat] = SeatState::Running(handle);
+            Ok(())
+        }
+        Err(e) => {
+            t.seats[seat] = SeatState::Free;
+            t.free.push(seat);
+            Err(e)
+        }
+    }
+}
+
+/// Lets the workers drain every queue and exit, and joins them. The monitor keeps running
+/// meanwhile, so a worker that stalls or crashes during the drain is still taken over, and a
+/// fenced worker still running a task is waited for (it may spawn more). Only a thread that
+/// crashed for good at a fault point is left behind.
+pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
+    registry.terminate();
+    registry.threads.join_all();
+    registry.monitor_stop.store(true, Ordering::Release);
+    if let Some(m) = monitor {
+        m.thread().unpark();
+        let _ = m.join();
+    }
+    // Replacements a takeover started while we were joining.
+    registry.threads.join_all();
+}
