@@ -105,7 +105,7 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 pub use pool::{
     BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, FnContext,
     MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, NUM_THREADS_ENV, PoolStats, Scope, ScopeFifo,
-    ThreadPool, ThreadPoolBuilder, Yield, broadcast, current_num_threads,
+    ThreadBuilder, ThreadPool, ThreadPoolBuilder, Yield, broadcast, current_num_threads,
     current_thread_has_pending_tasks, current_thread_index, in_place_scope, in_place_scope_fifo,
     join, join_context, max_num_threads, scope, scope_fifo, spawn, spawn_broadcast, spawn_fifo,
     yield_local, yield_now,

@@ -9,6 +9,7 @@ use crossbeam_deque::Worker;
 
 use super::monitor::start_monitor;
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
+use super::spawn_handler::ThreadBuilder;
 use super::thread_pool::ThreadPool;
 use super::threads::{shut_down, start_worker};
 use crate::{Topology, TopologyError, TopologySource};
@@ -90,7 +91,9 @@ pub enum BuildError {
     /// earlier `build_global`, or by a free function such as [`join`](crate::join) that needed
     /// it).
     GlobalPoolAlreadyInitialized,
-    /// The OS refused to start a worker thread; the workers already started were shut down.
+    /// The OS (or the [`spawn_handler`](ThreadPoolBuilder::spawn_handler), by returning an
+    /// error or panicking) refused to start a worker thread; the workers already started were
+    /// shut down.
     Spawn {
         /// Index of the worker that could not start.
         index: usize,
@@ -228,6 +231,7 @@ pub struct ThreadPoolBuilder {
     replication_factor: Option<usize>,
     lease: Option<Duration>,
     max_spare_threads: Option<usize>,
+    spawn_handler: Option<super::spawn_handler::SpawnHandler>,
     #[cfg(feature = "fault-injection")]
     fault_plan: Option<crate::fault::FaultPlan>,
 }
@@ -468,6 +472,114 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// Starts worker threads through `handler` instead of `std::thread::spawn`: it receives a
+    /// [`ThreadBuilder`] per worker and must start a thread that calls
+    /// [`ThreadBuilder::run`], then return `Ok(())`. An `Err` (or a panic) makes `build` fail with
+    /// [`BuildError::Spawn`].
+    ///
+    /// Unlike rayon, the handler is kept for the pool's life: when a takeover starts a
+    /// replacement worker, it goes through the handler too (with the replaced worker's index
+    /// and name). That is why it must be `Send + 'static`; to spawn on scoped threads, use
+    /// [`build_scoped`](Self::build_scoped). Calls are serialised (a lock), so `FnMut` is fine.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let spawned = Arc::new(AtomicUsize::new(0));
+    /// let s = spawned.clone();
+    /// let pool = replicore::ThreadPoolBuilder::new()
+    ///     .num_threads(2)
+    ///     .lease(std::time::Duration::from_secs(2)) // no replacement during the example
+    ///     .spawn_handler(move |thread| {
+    ///         s.fetch_add(1, Ordering::SeqCst);
+    ///         std::thread::Builder::new()
+    ///             .name(format!("custom-{}", thread.index()))
+    ///             .spawn(move || thread.run())?;
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// let name = pool.install(|| std::thread::current().name().map(str::to_owned));
+    /// assert!(name.unwrap().starts_with("custom-"));
+    /// assert_eq!(spawned.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn spawn_handler<F>(mut self, handler: F) -> Self
+    where
+        F: FnMut(ThreadBuilder) -> std::io::Result<()> + Send + 'static,
+    {
+        self.spawn_handler = Some(crate::sync::Mutex::new(Box::new(handler)));
+        self
+    }
+
+    /// Builds a pool whose worker threads are scoped threads (`std::thread::scope`), runs
+    /// `with_pool` with it, shuts the pool down (waiting for all its work) and returns
+    /// `with_pool`'s result. Each worker thread calls `wrapper` with its [`ThreadBuilder`];
+    /// `wrapper` must call [`ThreadBuilder::run`] (after any set-up of its own) and may borrow
+    /// from the caller's stack. Replacement workers after a takeover are scoped threads too.
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`build`](Self::build); a `spawn_handler` set before is replaced. A panic in
+    /// `with_pool` is re-raised after the pool shut down.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let entered = AtomicUsize::new(0); // borrowed by every worker thread
+    /// let sum = replicore::ThreadPoolBuilder::new()
+    ///     .num_threads(2)
+    ///     .lease(std::time::Duration::from_secs(2)) // no replacement during the example
+    ///     .build_scoped(
+    ///         |thread| {
+    ///             entered.fetch_add(1, Ordering::SeqCst);
+    ///             thread.run()
+    ///         },
+    ///         |pool| pool.install(|| (1..=10).sum::<u32>()),
+    ///     )?;
+    /// assert_eq!(sum, 55);
+    /// assert_eq!(entered.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn build_scoped<W, F, R>(self, wrapper: W, with_pool: F) -> Result<R, BuildError>
+    where
+        W: Fn(ThreadBuilder) + Sync,
+        F: FnOnce(&ThreadPool) -> R,
+    {
+        std::thread::scope(|scope| {
+            let wrapper = &wrapper;
+            let handler = move |thread: ThreadBuilder| -> std::io::Result<()> {
+                let mut b = std::thread::Builder::new();
+                if let Some(name) = thread.name() {
+                    b = b.name(name.to_owned());
+                }
+                if let Some(size) = thread.stack_size() {
+                    b = b.stack_size(size);
+                }
+                b.spawn_scoped(scope, move || wrapper(thread))?;
+                Ok(())
+            };
+            let handler: Box<dyn FnMut(ThreadBuilder) -> std::io::Result<()> + Send + '_> =
+                Box::new(handler);
+            // SAFETY: the handler borrows `scope` and `wrapper`, which live until this closure
+            // returns, and it is called only to start worker threads. Before we return, the pool
+            // is shut down (`build`'s own error path shuts it down too): every worker thread has
+            // exited and the monitor has stopped, so no takeover can start another thread
+            // through it. After that it is at most dropped, and dropping it touches nothing it
+            // borrows (it holds two references).
+            let handler: Box<dyn FnMut(ThreadBuilder) -> std::io::Result<()> + Send + 'static> =
+                unsafe { std::mem::transmute(handler) };
+            let mut builder = self;
+            builder.spawn_handler = Some(crate::sync::Mutex::new(handler));
+            let pool = builder.build()?;
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| with_pool(&pool)));
+            pool.shutdown();
+            match result {
+                Ok(r) => Ok(r),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        })
+    }
+
     /// Injects the faults of `plan` at the named points of every worker's loop (only with the
     /// `fault-injection` feature). Worker `i` is fault-plan worker `i`; replacement workers get
     /// ids from the worker count up.
@@ -501,8 +613,9 @@ impl ThreadPoolBuilder {
     ///   [`TooManySpareThreads`](BuildError::TooManySpareThreads): an option out of range.
     /// - [`ThreadName`](BuildError::ThreadName): the [`thread_name`](Self::thread_name) closure
     ///   panicked (checked before any thread starts).
-    /// - [`Spawn`](BuildError::Spawn): the OS refused a worker thread or the monitor thread
-    ///   (the workers already started are shut down first).
+    /// - [`Spawn`](BuildError::Spawn): the OS refused a worker thread or the monitor thread, or
+    ///   the [`spawn_handler`](Self::spawn_handler) returned an error or panicked (the workers
+    ///   already started are shut down first).
     ///
     /// [`build_global`](Self::build_global) can also fail with
     /// [`GlobalPoolAlreadyInitialized`](BuildError::GlobalPoolAlreadyInitialized).
@@ -511,8 +624,10 @@ impl ThreadPoolBuilder {
     ///
     /// Never, short of the process running out of memory (which aborts). Panics in user
     /// closures do not escape: a panicking `thread_name` is the `ThreadName` error above, and
-    /// `start_handler`, `exit_handler` and `panic_handler` run later, on the workers, where
-    /// their panics are caught.
+    /// a panicking `spawn_handler` is the `Spawn` error; `start_handler`, `exit_handler` and
+    /// `panic_handler` run later, on the workers, where their panics are caught. (A
+    /// `spawn_handler` that never returns, say because it calls [`ThreadBuilder::run`] on the
+    /// calling thread, makes `build` never return.)
     ///
     /// ```
     /// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
@@ -575,6 +690,7 @@ impl ThreadPoolBuilder {
             pin,
             stack_size: self.stack_size,
             thread_names,
+            spawn_handler: self.spawn_handler,
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };

@@ -34,6 +34,7 @@ pool_modules!(
     probe,
     registry,
     scope,
+    spawn_handler,
     stats,
     takeover,
     thread_pool,
@@ -56,6 +57,7 @@ pub use self::{
     },
     fifo::ScopeFifo,
     scope::Scope,
+    spawn_handler::ThreadBuilder,
     stats::PoolStats,
     thread_pool::ThreadPool,
 };

@@ -126,6 +126,8 @@ pub(crate) struct Config {
     /// Each slot's worker thread name, from the builder's `thread_name` (or the default): a
     /// replacement worker after a takeover takes its CPU's name, as users expect of a name fn.
     pub(crate) thread_names: Box<[String]>,
+    /// The builder's `spawn_handler`: starts every worker thread, replacements included.
+    pub(crate) spawn_handler: Option<super::spawn_handler::SpawnHandler>,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }
