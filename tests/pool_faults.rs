@@ -1,6 +1,11 @@
 //! The pool under injected faults: split brain, and a stress run across seeds at two rates.
 //! Needs `--features fault-injection`.
+//!
+//! Each seed runs under a watchdog (`common::within`): a hung pool ends the test process with a
+//! message instead of stalling CI.
 #![cfg(feature = "fault-injection")]
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,31 +78,51 @@ fn split_brain_stalled_owner_resumes_after_takeover() {
     assert!(stats.replacement_threads >= 1, "{stats:?}");
 }
 
+/// The lease of the stress seeds: short, so that many random stalls outlast it.
+const STRESS_LEASE: Duration = Duration::from_millis(2);
+/// The longest random stall of the stress seeds: most stalls outlast [`STRESS_LEASE`].
+const STRESS_MAX_STALL: Duration = Duration::from_millis(5);
+/// Per-seed watchdog.
+const SEED_WATCHDOG: Duration = Duration::from_secs(90);
+
 /// One seed: `tasks` tasks spawned from outside and from inside tasks, plus (stall-only plans)
 /// nested `join`s and `scope`s. Checks every accepted task ran exactly once and no task ran
 /// twice. Returns (crashes, takeovers).
 fn stress_seed(seed: u64, rate: f64, crashes: bool, spares: usize, tasks: usize) -> (u64, u64) {
     let plan = FaultPlan::random(seed, rate)
         .unwrap()
-        .max_stall(Duration::from_millis(1))
+        .max_stall(STRESS_MAX_STALL)
         .max_crashes(if crashes { 1 } else { 0 });
     let load = Load {
         crashes,
         spares,
         tasks,
+        lease: STRESS_LEASE,
         spin: Duration::ZERO,
         expect_takeover: false,
     };
-    run_seed(seed, plan, &load)
+    watched_seed(
+        format!("stress seed {seed}, rate {rate}, crashes {crashes}, spares {spares}"),
+        seed,
+        plan,
+        load,
+    )
+}
+
+/// [`run_seed`] under the per-seed watchdog.
+fn watched_seed(what: String, seed: u64, plan: FaultPlan, load: Load) -> (u64, u64) {
+    common::within(SEED_WATCHDOG, &what, move || run_seed(seed, plan, &load))
 }
 
 /// The shape of one seed's run.
+#[derive(Clone, Copy, Debug)]
 struct Load {
     /// The plan can crash a thread: joins and scopes are replaced by spawns (see below).
     crashes: bool,
     /// `max_spare_threads`.
     spares: usize,
     tasks: usize,
+    lease: Duration,
     /// Busy time of each spawned task, so that work is still queued when a takeover happens.
     spin: Duration,
     /// Wait for a takeover before shutting down, even without a crash.
@@ -118,7 +143,7 @@ fn run_seed(seed: u64, plan: FaultPlan, load: &Load) -> (u64, u64) {
     let (crashes, spares, tasks, spin) = (load.crashes, load.spares, load.tasks, load.spin);
     let pool = ThreadPool::builder()
         .topology("numa:2 core:1 pu:1".parse().unwrap())
-        .lease(Duration::from_millis(5))
+        .lease(load.lease)
         .max_spare_threads(spares)
         // A worker waiting in a `scope` or `join` steals and runs other tree nodes on its own
         // stack; with 100k tasks in dev builds that nesting overflowed the default 2 MiB stack,
@@ -279,7 +304,9 @@ fn finish(
     (plan.counts().crashes, stats.takeovers)
 }
 
-fn stress(seeds: u64, tasks: usize) {
+/// Runs every config over `seeds` seeds of `tasks` tasks; returns the takeovers summed over all
+/// of them.
+fn stress(seeds: u64, tasks: usize) -> u64 {
     // (rate, crashes, spare threads); with no spare thread a crash is never fenced: its
     // tasks are re-offered and stolen instead (see `ThreadPoolBuilder::max_spare_threads`).
     let configs = [
@@ -289,10 +316,14 @@ fn stress(seeds: u64, tasks: usize) {
         (0.002, false, 8),
         (0.002, true, 0),
     ];
+    let mut total_takeovers = 0;
     for (rate, crashes, spares) in configs {
+        let t0 = Instant::now();
         let mut crash_seeds = 0;
+        let mut config_takeovers = 0;
         for seed in 0..seeds {
             let (crashed, takeovers) = stress_seed(seed, rate, crashes, spares, tasks);
+            config_takeovers += takeovers;
             if crashed > 0 {
                 crash_seeds += 1;
                 if spares > 0 {
@@ -304,9 +335,13 @@ fn stress(seeds: u64, tasks: usize) {
             }
         }
         eprintln!(
-            "rate {rate} crashes {crashes} spares {spares}: {seeds} seeds, {crash_seeds} with a crash"
+            "rate {rate} crashes {crashes} spares {spares}: {seeds} seeds x {tasks} tasks, \
+             {crash_seeds} with a crash, {config_takeovers} takeovers, {:?}",
+            t0.elapsed()
         );
+        total_takeovers += config_takeovers;
     }
+    total_takeovers
 }
 
 /// Faults inside the takeover itself, fired on the worker that drives it. Per seed, one worker
@@ -350,10 +385,16 @@ fn takeover_faults(seeds: u64, tasks: usize) {
             crashes,
             spares: 8,
             tasks,
+            lease,
             spin: Duration::from_micros(10),
             expect_takeover: true,
         };
-        let (crashed, takeovers) = run_seed(seed, plan.clone(), &load);
+        let (crashed, takeovers) = watched_seed(
+            format!("takeover faults seed {seed}"),
+            seed,
+            plan.clone(),
+            load,
+        );
         if crashes {
             crash_seeds += 1;
             if crashed > 0 {
@@ -394,15 +435,22 @@ fn takeover_faults_across_seeds() {
     }
 }
 
-/// Quick subset: 50 seeds at two rates, 2000 tasks each. `STRESS_SEEDS=n` runs `n` seeds of
-/// 100k tasks instead.
+/// 50 seeds × 10,000 tasks per config at a 2 ms lease, with stalls of up to 5 ms, so that many
+/// stalls outlast the lease: at least 1,000 takeovers summed over all seeds, and no pool may
+/// have a lifetime budget of them (issue 10). `STRESS_SEEDS=n` runs `n` seeds of 100k tasks
+/// instead.
 #[test]
 fn stress_across_seeds() {
-    match std::env::var("STRESS_SEEDS")
+    let (seeds, tasks) = match std::env::var("STRESS_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        Some(n) => stress(n, 100_000),
-        None => stress(50, 2_000),
-    }
+        Some(n) => (n, 100_000),
+        None => (50, 10_000),
+    };
+    let takeovers = stress(seeds, tasks);
+    assert!(
+        takeovers >= 1_000,
+        "only {takeovers} takeovers over {seeds} seeds per config"
+    );
 }

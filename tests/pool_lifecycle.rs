@@ -474,7 +474,8 @@ fn stolen_join_returns_before_taking_unrelated_work() {
         let w1_started = Arc::new(AtomicBool::new(false));
         let h_started = Arc::new(AtomicBool::new(false));
         let join_returned = Arc::new(AtomicBool::new(false));
-        let w2_started = Arc::new(AtomicBool::new(false));
+        // The worker index W2 started on, once it started.
+        let w2_started = Arc::new(AtomicUsize::new(usize::MAX));
         let w2_done = Arc::new(AtomicBool::new(false));
         let h_done = Arc::new(AtomicBool::new(false));
         let p = pool.clone();
@@ -505,7 +506,8 @@ fn stolen_join_returns_before_taking_unrelated_work() {
                                 spin_until(PATIENCE, || hs.load(Ordering::SeqCst));
                             });
                             p.spawn(move || {
-                                w2s.store(true, Ordering::SeqCst);
+                                let me = replicore::current_thread_index().unwrap();
+                                w2s.store(me, Ordering::SeqCst);
                                 w2d.store(true, Ordering::SeqCst);
                             });
                         });
@@ -527,7 +529,8 @@ fn stolen_join_returns_before_taking_unrelated_work() {
                     (ok, replicore::current_thread_index())
                 },
             );
-            let w2_early = w2s.load(Ordering::SeqCst);
+            // Only W2 starting on X counts: had Y taken it, X did nothing wrong.
+            let w2_early = Some(w2s.load(Ordering::SeqCst)) == x;
             jr.store(true, Ordering::SeqCst);
             (steps_ok, b_thread, x, w2_early)
         });
