@@ -101,9 +101,12 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 
 #[cfg(not(loom))]
 pub use pool::{
-    BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR,
-    MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, PoolStats, Scope, ThreadPool,
-    ThreadPoolBuilder, Yield, current_thread_index, join, scope, spawn, yield_now,
+    BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, FnContext,
+    MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, NUM_THREADS_ENV, PoolStats, Scope, ScopeFifo,
+    ThreadBuilder, ThreadPool, ThreadPoolBuilder, Yield, broadcast, current_num_threads,
+    current_thread_has_pending_tasks, current_thread_index, in_place_scope, in_place_scope_fifo,
+    join, join_context, max_num_threads, scope, scope_fifo, spawn, spawn_broadcast, spawn_fifo,
+    yield_local, yield_now,
 };
 
 /// The one door to protocol internals: what the `loom-tests` workspace member model-checks and

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::job::{HeapJob, JobResult};
+use super::job::{HeapJob, JobRef, JobResult};
 use super::latch::CountLatch;
+use super::registry::Registry;
 use super::worker::WorkerThread;
 use crate::sync::Mutex;
 
@@ -66,33 +67,27 @@ where
 {
     let registry = &worker.registry;
     let n = registry.num_threads();
+    debug_assert!(n > 0);
     let shared = Shared {
         op,
         results: (0..n).map(|_| Mutex::new(None)).collect(),
         latch: CountLatch::new(Arc::clone(registry), worker.seat),
     };
-    for index in 0..n {
+    push_to_inboxes(registry, |ctx| {
         shared.latch.increment();
         let ptr = SharedPtr(&shared);
         let job = move || {
             let ptr = ptr;
             // SAFETY: the owner waits for our decrement before dropping `shared`.
             let shared = unsafe { &*ptr.0 };
-            let ctx = BroadcastContext {
-                index,
-                num_threads: n,
-            };
             let result = JobResult::call(|| (shared.op)(ctx));
-            *shared.results[index].lock() = Some(result);
+            *shared.results[ctx.index()].lock() = Some(result);
             // SAFETY: last use of `shared` by this job.
             unsafe { CountLatch::decrement(&shared.latch) };
         };
         // SAFETY: the job borrows `shared`, which outlives it (see above).
-        let job_ref = unsafe { HeapJob::into_job_ref(job) };
-        registry.slots[index].inbox.push(job_ref);
-    }
-    // Every worker must look at its inbox: wake them all.
-    registry.sleep.wake_all();
+        unsafe { HeapJob::into_job_ref(job) }
+    });
     // SAFETY: drops the owner's reference; `shared` lives until after the wait.
     unsafe { CountLatch::decrement(&shared.latch) };
     worker.wait_until(&shared.latch.core);
@@ -105,4 +100,48 @@ where
         .into_iter()
         .map(JobResult::into_return_value)
         .collect()
+}
+
+/// Queues one job per worker into that worker's inbox, made by `job_for` from the worker's
+/// context, then wakes every worker (each must look at its own inbox).
+///
+/// Broadcast jobs are not published to any CPU's op log: a job for worker `i` must run on CPU
+/// slot `i`, and an adopted copy would be re-offered to the shared injectors, where any worker
+/// could run it under the wrong index. They are recoverable another way: a worker's inbox belongs
+/// to its CPU slot in the registry, not to its thread, and a fenced worker never takes from it.
+/// When a stalled worker's CPU is taken over, its replacement (same slot, same index) drains the
+/// inbox. What this does not cover is a worker that *crashes* between taking a broadcast job
+/// from its inbox and finishing it (the README lists this under G1).
+pub(crate) fn push_to_inboxes(
+    registry: &Registry,
+    mut job_for: impl FnMut(BroadcastContext) -> JobRef,
+) {
+    let num_threads = registry.num_threads();
+    for index in 0..num_threads {
+        let job = job_for(BroadcastContext { index, num_threads });
+        registry.slots[index].inbox.push(job);
+    }
+    registry.sleep.wake_all();
+}
+
+/// `spawn_broadcast` on `registry`: queues `op` for every worker without waiting. A panic in a
+/// call goes to the pool's panic handler (or stderr), as a panic in `spawn` does.
+pub(crate) fn spawn_broadcast_in<OP>(registry: &Registry, op: OP)
+where
+    OP: Fn(BroadcastContext) + Send + Sync + 'static,
+{
+    let op = Arc::new(op);
+    push_to_inboxes(registry, |ctx| {
+        let op = Arc::clone(&op);
+        let job = move || {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(ctx)))
+                && let Some(w) = WorkerThread::current()
+            {
+                // Inbox jobs run only on workers of the pool they were queued on.
+                w.registry.handle_panic(payload);
+            }
+        };
+        // SAFETY: the closure is `'static`, so it may run at any time.
+        unsafe { HeapJob::into_job_ref(job) }
+    });
 }

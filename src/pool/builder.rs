@@ -9,6 +9,7 @@ use crossbeam_deque::Worker;
 
 use super::monitor::start_monitor;
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
+use super::spawn_handler::ThreadBuilder;
 use super::thread_pool::ThreadPool;
 use super::threads::{shut_down, start_worker};
 use crate::{Topology, TopologyError, TopologySource};
@@ -23,18 +24,28 @@ use crate::{Topology, TopologyError, TopologySource};
 /// ```
 pub const MAX_THREADS: usize = 1024;
 
-/// Why [`ThreadPoolBuilder::build`] failed.
+/// The environment variable that sets the default thread count, as `RAYON_NUM_THREADS` does for
+/// rayon: read by [`ThreadPoolBuilder::build`] when no thread count was given (or `0` was). Unset
+/// or `0` means one worker per CPU of the topology; a value that is not a whole number makes
+/// `build` fail with [`BuildError::NumThreadsEnv`] (rayon ignores it); a value above
+/// [`MAX_THREADS`] fails with [`BuildError::TooManyThreads`] (rayon lowers it).
 ///
 /// ```
-/// let err = replicore::ThreadPool::builder().num_threads(0).build().unwrap_err();
-/// assert!(matches!(err, replicore::BuildError::ZeroThreads));
-/// assert!(err.to_string().contains("at least 1"));
+/// assert_eq!(replicore::NUM_THREADS_ENV, "REPLICORE_NUM_THREADS");
+/// ```
+pub const NUM_THREADS_ENV: &str = "REPLICORE_NUM_THREADS";
+
+/// Why [`ThreadPoolBuilder::build`] (or [`build_global`](ThreadPoolBuilder::build_global))
+/// failed.
+///
+/// ```
+/// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
+/// assert!(matches!(err, replicore::BuildError::TooManyThreads { requested: 5000, .. }));
+/// assert!(err.to_string().contains("at most 1024"));
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `num_threads(0)` was requested.
-    ZeroThreads,
     /// More than [`MAX_THREADS`] workers were requested.
     TooManyThreads {
         /// The requested count.
@@ -61,7 +72,28 @@ pub enum BuildError {
         /// The requested cap.
         requested: usize,
     },
-    /// The OS refused to start a worker thread; the workers already started were shut down.
+    /// `REPLICORE_NUM_THREADS` was read (no thread count given, or `num_threads(0)`) and is
+    /// not a whole number. rayon ignores an unparsable `RAYON_NUM_THREADS`; replicore refuses
+    /// it, so that a typo does not silently give one worker per CPU.
+    NumThreadsEnv {
+        /// The variable's value (lossily converted if it was not UTF-8).
+        value: String,
+    },
+    /// The `thread_name` closure panicked for worker `index`. Names are made before any thread
+    /// starts, so nothing was started.
+    ThreadName {
+        /// The worker whose name was being made.
+        index: usize,
+        /// The panic's message, if it had one.
+        message: String,
+    },
+    /// [`ThreadPoolBuilder::build_global`] was called after the global pool was built (by an
+    /// earlier `build_global`, or by a free function such as [`join`](crate::join) that needed
+    /// it).
+    GlobalPoolAlreadyInitialized,
+    /// The OS (or the [`spawn_handler`](ThreadPoolBuilder::spawn_handler), by returning an
+    /// error or panicking) refused to start a worker thread; the workers already started were
+    /// shut down.
     Spawn {
         /// Index of the worker that could not start.
         index: usize,
@@ -73,9 +105,19 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::ZeroThreads => write!(
+            BuildError::NumThreadsEnv { value } => write!(
                 f,
-                "a thread pool needs at least 1 thread (allowed: 1..={MAX_THREADS}); got 0"
+                "{NUM_THREADS_ENV}={value:?} is not a thread count: it must be a whole number in \
+                 0..={MAX_THREADS} (0 = one worker per CPU)"
+            ),
+            BuildError::ThreadName { index, message } => write!(
+                f,
+                "the thread_name closure panicked for worker {index}: {message}"
+            ),
+            BuildError::GlobalPoolAlreadyInitialized => write!(
+                f,
+                "the global thread pool was already initialised (by an earlier build_global or \
+                 by a free function that needed it)"
             ),
             BuildError::TooManyThreads { requested, max } => write!(
                 f,
@@ -189,6 +231,7 @@ pub struct ThreadPoolBuilder {
     replication_factor: Option<usize>,
     lease: Option<Duration>,
     max_spare_threads: Option<usize>,
+    spawn_handler: Option<super::spawn_handler::SpawnHandler>,
     #[cfg(feature = "fault-injection")]
     fault_plan: Option<crate::fault::FaultPlan>,
 }
@@ -219,12 +262,15 @@ impl ThreadPoolBuilder {
         Self::default()
     }
 
-    /// Number of workers; the default is one per CPU of the topology. Must be in
-    /// `1..=`[`MAX_THREADS`].
+    /// Number of workers, at most [`MAX_THREADS`]. Not calling this, or `0`, means automatic:
+    /// the value of [`NUM_THREADS_ENV`] (`REPLICORE_NUM_THREADS`) if it is set and not `0`, else
+    /// one worker per CPU of the topology.
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(3).build()?;
     /// assert_eq!(pool.current_num_threads(), 3);
+    /// let auto = replicore::ThreadPool::builder().num_threads(0).build()?;
+    /// assert!(auto.current_num_threads() >= 1);
     /// # Ok::<(), replicore::BuildError>(())
     /// ```
     pub fn num_threads(mut self, n: usize) -> Self {
@@ -259,8 +305,10 @@ impl ThreadPoolBuilder {
     }
 
     /// Names worker threads; the default is `replicore-{index}`. The names are made once, at
-    /// `build`: a replacement worker started after a takeover of CPU slot `index` takes the same
-    /// name as the worker it replaces.
+    /// `build`, before any thread starts: a replacement worker started after a takeover of CPU
+    /// slot `index` takes the same name as the worker it replaces. If the closure panics,
+    /// `build` catches the panic, starts no thread and returns [`BuildError::ThreadName`] naming
+    /// the index (rayon would let the panic escape its `build`).
     ///
     /// ```
     /// // A long lease keeps this example exact on a busy machine: a worker descheduled for
@@ -424,6 +472,114 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// Starts worker threads through `handler` instead of `std::thread::spawn`: it receives a
+    /// [`ThreadBuilder`] per worker and must start a thread that calls
+    /// [`ThreadBuilder::run`], then return `Ok(())`. An `Err` (or a panic) makes `build` fail with
+    /// [`BuildError::Spawn`].
+    ///
+    /// Unlike rayon, the handler is kept for the pool's life: when a takeover starts a
+    /// replacement worker, it goes through the handler too (with the replaced worker's index
+    /// and name). That is why it must be `Send + 'static`; to spawn on scoped threads, use
+    /// [`build_scoped`](Self::build_scoped). Calls are serialised (a lock), so `FnMut` is fine.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let spawned = Arc::new(AtomicUsize::new(0));
+    /// let s = spawned.clone();
+    /// let pool = replicore::ThreadPoolBuilder::new()
+    ///     .num_threads(2)
+    ///     .lease(std::time::Duration::from_secs(2)) // no replacement during the example
+    ///     .spawn_handler(move |thread| {
+    ///         s.fetch_add(1, Ordering::SeqCst);
+    ///         std::thread::Builder::new()
+    ///             .name(format!("custom-{}", thread.index()))
+    ///             .spawn(move || thread.run())?;
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// let name = pool.install(|| std::thread::current().name().map(str::to_owned));
+    /// assert!(name.unwrap().starts_with("custom-"));
+    /// assert_eq!(spawned.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn spawn_handler<F>(mut self, handler: F) -> Self
+    where
+        F: FnMut(ThreadBuilder) -> std::io::Result<()> + Send + 'static,
+    {
+        self.spawn_handler = Some(crate::sync::Mutex::new(Box::new(handler)));
+        self
+    }
+
+    /// Builds a pool whose worker threads are scoped threads (`std::thread::scope`), runs
+    /// `with_pool` with it, shuts the pool down (waiting for all its work) and returns
+    /// `with_pool`'s result. Each worker thread calls `wrapper` with its [`ThreadBuilder`];
+    /// `wrapper` must call [`ThreadBuilder::run`] (after any set-up of its own) and may borrow
+    /// from the caller's stack. Replacement workers after a takeover are scoped threads too.
+    ///
+    /// # Errors
+    ///
+    /// Any error of [`build`](Self::build); a `spawn_handler` set before is replaced. A panic in
+    /// `with_pool` is re-raised after the pool shut down.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let entered = AtomicUsize::new(0); // borrowed by every worker thread
+    /// let sum = replicore::ThreadPoolBuilder::new()
+    ///     .num_threads(2)
+    ///     .lease(std::time::Duration::from_secs(2)) // no replacement during the example
+    ///     .build_scoped(
+    ///         |thread| {
+    ///             entered.fetch_add(1, Ordering::SeqCst);
+    ///             thread.run()
+    ///         },
+    ///         |pool| pool.install(|| (1..=10).sum::<u32>()),
+    ///     )?;
+    /// assert_eq!(sum, 55);
+    /// assert_eq!(entered.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn build_scoped<W, F, R>(self, wrapper: W, with_pool: F) -> Result<R, BuildError>
+    where
+        W: Fn(ThreadBuilder) + Sync,
+        F: FnOnce(&ThreadPool) -> R,
+    {
+        std::thread::scope(|scope| {
+            let wrapper = &wrapper;
+            let handler = move |thread: ThreadBuilder| -> std::io::Result<()> {
+                let mut b = std::thread::Builder::new();
+                if let Some(name) = thread.name() {
+                    b = b.name(name.to_owned());
+                }
+                if let Some(size) = thread.stack_size() {
+                    b = b.stack_size(size);
+                }
+                b.spawn_scoped(scope, move || wrapper(thread))?;
+                Ok(())
+            };
+            let handler: Box<dyn FnMut(ThreadBuilder) -> std::io::Result<()> + Send + '_> =
+                Box::new(handler);
+            // SAFETY: the handler borrows `scope` and `wrapper`, which live until this closure
+            // returns, and it is called only to start worker threads. Before we return, the pool
+            // is shut down (`build`'s own error path shuts it down too): every worker thread has
+            // exited and the monitor has stopped, so no takeover can start another thread
+            // through it. After that it is at most dropped, and dropping it touches nothing it
+            // borrows (it holds two references).
+            let handler: Box<dyn FnMut(ThreadBuilder) -> std::io::Result<()> + Send + 'static> =
+                unsafe { std::mem::transmute(handler) };
+            let mut builder = self;
+            builder.spawn_handler = Some(crate::sync::Mutex::new(handler));
+            let pool = builder.build()?;
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| with_pool(&pool)));
+            pool.shutdown();
+            match result {
+                Ok(r) => Ok(r),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        })
+    }
+
     /// Injects the faults of `plan` at the named points of every worker's loop (only with the
     /// `fault-injection` feature). Worker `i` is fault-plan worker `i`; replacement workers get
     /// ids from the worker count up.
@@ -439,11 +595,49 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Validates the options and starts the workers. Never panics.
+    /// Validates the options and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// Every way it can fail, each a [`BuildError`] variant; when it fails, no worker of the
+    /// new pool is left running:
+    ///
+    /// - [`Topology`](BuildError::Topology): no topology was given and detecting the machine
+    ///   failed.
+    /// - [`NumThreadsEnv`](BuildError::NumThreadsEnv): the thread count was left automatic and
+    ///   `REPLICORE_NUM_THREADS` is set to something that is not a whole number.
+    /// - [`TooManyThreads`](BuildError::TooManyThreads): more than [`MAX_THREADS`] workers, asked
+    ///   for with [`num_threads`](Self::num_threads) or `REPLICORE_NUM_THREADS`.
+    /// - [`ReplicationFactor`](BuildError::ReplicationFactor),
+    ///   [`LeaseTooShort`](BuildError::LeaseTooShort),
+    ///   [`TooManySpareThreads`](BuildError::TooManySpareThreads): an option out of range.
+    /// - [`ThreadName`](BuildError::ThreadName): the [`thread_name`](Self::thread_name) closure
+    ///   panicked (checked before any thread starts).
+    /// - [`Spawn`](BuildError::Spawn): the OS refused a worker thread or the monitor thread, or
+    ///   the [`spawn_handler`](Self::spawn_handler) returned an error or panicked (the workers
+    ///   already started are shut down first).
+    ///
+    /// [`build_global`](Self::build_global) can also fail with
+    /// [`GlobalPoolAlreadyInitialized`](BuildError::GlobalPoolAlreadyInitialized).
+    ///
+    /// # Panics
+    ///
+    /// Never, short of the process running out of memory (which aborts). Panics in user
+    /// closures do not escape: a panicking `thread_name` is the `ThreadName` error above, and
+    /// a panicking `spawn_handler` is the `Spawn` error; `start_handler`, `exit_handler` and
+    /// `panic_handler` run later, on the workers, where their panics are caught. (A
+    /// `spawn_handler` that never returns, say because it calls [`ThreadBuilder::run`] on the
+    /// calling thread, makes `build` never return.)
     ///
     /// ```
     /// let err = replicore::ThreadPool::builder().num_threads(5000).build().unwrap_err();
     /// assert!(err.to_string().contains("at most 1024"));
+    /// let err = replicore::ThreadPool::builder()
+    ///     .num_threads(2)
+    ///     .thread_name(|i| if i == 1 { panic!("no name for {i}") } else { format!("w{i}") })
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, replicore::BuildError::ThreadName { index: 1, .. }));
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let detected = self.topology.is_none();
@@ -451,16 +645,17 @@ impl ThreadPoolBuilder {
             Some(t) => t,
             None => Topology::detect().map_err(BuildError::Topology)?,
         };
-        let n = self.num_threads.unwrap_or(topology.num_cpus());
-        if n == 0 {
-            return Err(BuildError::ZeroThreads);
-        }
+        let n = match self.num_threads {
+            Some(n) if n > 0 => n,
+            _ => threads_from_env()?.unwrap_or(topology.num_cpus()),
+        };
         if n > MAX_THREADS {
             return Err(BuildError::TooManyThreads {
                 requested: n,
                 max: MAX_THREADS,
             });
         }
+        let thread_names = make_names(self.thread_name.as_deref(), n)?;
         // The CPUs the workers actually run on: a pool with fewer threads than CPUs leaves some
         // CPUs without a worker, and those cannot hold replicas.
         let cpus_used = n.min(topology.num_cpus());
@@ -494,12 +689,8 @@ impl ThreadPoolBuilder {
             max_spare_threads,
             pin,
             stack_size: self.stack_size,
-            thread_names: (0..n)
-                .map(|index| match &self.thread_name {
-                    Some(f) => f(index),
-                    None => format!("replicore-{index}"),
-                })
-                .collect(),
+            thread_names,
+            spawn_handler: self.spawn_handler,
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
@@ -542,3 +733,35 @@ impl ThreadPoolBuilder {
     }
 }
 
+/// `REPLICORE_NUM_THREADS` as a thread count: `None` if unset or `0` (automatic).
+fn threads_from_env() -> Result<Option<usize>, BuildError> {
+    let Some(raw) = std::env::var_os(NUM_THREADS_ENV) else {
+        return Ok(None);
+    };
+    let value = raw.to_string_lossy();
+    match value.trim().parse::<usize>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(BuildError::NumThreadsEnv {
+            value: value.into_owned(),
+        }),
+    }
+}
+
+/// Every worker's thread name, made before any thread starts; a panicking name closure becomes
+/// [`BuildError::ThreadName`].
+fn make_names(
+    name: Option<&dyn Fn(usize) -> String>,
+    n: usize,
+) -> Result<Box<[String]>, BuildError> {
+    (0..n)
+        .map(|index| match name {
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)))
+                .map_err(|payload| BuildError::ThreadName {
+                    index,
+                    message: super::registry::panic_message(&*payload).to_owned(),
+                }),
+            None => Ok(format!("replicore-{index}")),
+        })
+        .collect()
+}

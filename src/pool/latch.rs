@@ -92,28 +92,63 @@ impl Latch for LockLatch {
     }
 }
 
-/// Counts outstanding children plus the owner itself; set at zero, waking the owner worker (by
-/// its seat, as [`SpinLatch`]).
+/// Counts outstanding children plus the owner itself; set at zero, waking the owner: a worker
+/// (by its seat, as [`SpinLatch`]) or a thread outside every pool.
 pub(crate) struct CountLatch {
     pending: AtomicUsize,
     pub(crate) core: CoreLatch,
-    registry: Arc<Registry>,
-    owner: usize,
+    waiter: Waiter,
+}
+
+/// Who waits on a [`CountLatch`]: a worker, which keeps running tasks and parks through its
+/// pool's sleep protocol, or any other thread, which parks itself (`in_place_scope` called
+/// outside every pool).
+enum Waiter {
+    Worker { registry: Arc<Registry>, seat: usize },
+    Thread(std::thread::Thread),
 }
 
 impl CountLatch {
-    /// Starts at one: the owner's own reference, dropped by the owner's `decrement`.
+    /// Starts at one: the owner's own reference, dropped by the owner's `decrement`. The owner is
+    /// the worker of `registry` in seat `owner`.
     pub(crate) fn new(registry: Arc<Registry>, owner: usize) -> Self {
         CountLatch {
             pending: AtomicUsize::new(1),
             core: CoreLatch::new(),
-            registry,
-            owner,
+            waiter: Waiter::Worker {
+                registry,
+                seat: owner,
+            },
+        }
+    }
+
+    /// As [`new`](Self::new), for an owner that is the calling thread and no pool worker: it
+    /// waits with [`wait_blocking`](Self::wait_blocking).
+    pub(crate) fn blocking() -> Self {
+        CountLatch {
+            pending: AtomicUsize::new(1),
+            core: CoreLatch::new(),
+            waiter: Waiter::Thread(std::thread::current()),
+        }
+    }
+
+    /// Parks the calling thread (the owner of a [`blocking`](Self::blocking) latch) until set.
+    pub(crate) fn wait_blocking(&self) {
+        while !self.core.probe() {
+            // A spurious or early wake-up only re-checks; an `unpark` before the `park` makes it
+            // return at once.
+            std::thread::park();
         }
     }
 
     pub(crate) fn increment(&self) {
         self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The references not yet dropped (children still to finish, plus the owner's until it
+    /// waits). Only a snapshot, for `Debug`.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Drops one reference; the last one sets the latch.
@@ -122,13 +157,23 @@ impl CountLatch {
     /// `this` is valid on entry; the owner may free it once the count reaches zero and the latch
     /// is set, so nothing touches it after that.
     pub(crate) unsafe fn decrement(this: *const Self) {
-        // SAFETY: valid on entry; while our reference is counted the owner cannot return.
+        // SAFETY: valid on entry; while our reference is counted the owner cannot return. What
+        // the wake-up needs is copied out before `core.set()` publishes "set".
         unsafe {
             if (*this).pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let registry = Arc::clone(&(*this).registry);
-                let owner = (*this).owner;
-                if (*this).core.set() {
-                    registry.sleep.wake_specific(owner);
+                match &(*this).waiter {
+                    Waiter::Worker { registry, seat } => {
+                        let registry = Arc::clone(registry);
+                        let owner = *seat;
+                        if (*this).core.set() {
+                            registry.sleep.wake_specific(owner);
+                        }
+                    }
+                    Waiter::Thread(thread) => {
+                        let thread = thread.clone();
+                        (*this).core.set();
+                        thread.unpark();
+                    }
                 }
             }
         }

@@ -24,6 +24,8 @@ macro_rules! pool_modules {
 pool_modules!(
     broadcast,
     builder,
+    compat,
+    fifo,
     generations,
     join,
     latch,
@@ -32,6 +34,7 @@ pool_modules!(
     probe,
     registry,
     scope,
+    spawn_handler,
     stats,
     takeover,
     thread_pool,
@@ -45,9 +48,16 @@ pub use self::{
     broadcast::BroadcastContext,
     builder::{
         BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, MAX_REPLICATION_FACTOR, MAX_THREADS,
-        MIN_LEASE, ThreadPoolBuilder,
+        MIN_LEASE, NUM_THREADS_ENV, ThreadPoolBuilder,
     },
+    compat::{
+        FnContext, broadcast, current_num_threads, current_thread_has_pending_tasks,
+        in_place_scope, in_place_scope_fifo, join_context, max_num_threads, scope_fifo,
+        spawn_broadcast, spawn_fifo, yield_local,
+    },
+    fifo::ScopeFifo,
     scope::Scope,
+    spawn_handler::ThreadBuilder,
     stats::PoolStats,
     thread_pool::ThreadPool,
 };
@@ -79,10 +89,12 @@ mod global {
     use super::registry::Registry;
     use super::{ThreadPool, ThreadPoolBuilder};
 
-    /// The pool behind the free functions when called outside any pool. Built on first use and
-    /// never shut down, so work spawned onto it always runs.
+    /// The pool behind the free functions when called outside any pool: built by
+    /// `ThreadPoolBuilder::build_global`, or on first use. Never shut down, so work spawned onto
+    /// it always runs.
+    static GLOBAL: OnceLock<ThreadPool> = OnceLock::new();
+
     pub(super) fn registry() -> &'static Arc<Registry> {
-        static GLOBAL: OnceLock<ThreadPool> = OnceLock::new();
         let pool = GLOBAL.get_or_init(|| {
             ThreadPoolBuilder::new()
                 .thread_name(|i| format!("replicore-global-{i}"))
@@ -97,6 +109,15 @@ mod global {
                 .unwrap_or_else(|e| panic!("replicore: cannot start the global pool: {e}"))
         });
         pool.registry()
+    }
+
+    pub(super) fn is_initialized() -> bool {
+        GLOBAL.get().is_some()
+    }
+
+    /// Installs `pool` as the global pool; gives it back if one was installed first.
+    pub(super) fn set(pool: ThreadPool) -> Result<(), ThreadPool> {
+        GLOBAL.set(pool)
     }
 }
 

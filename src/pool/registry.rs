@@ -114,6 +114,8 @@ pub(crate) struct Registry {
     /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
     /// its own cache line.
     pub(crate) takeover_wanted: CachePadded<AtomicBool>,
+    /// `spawn_fifo`'s per-slot FIFO queues (see `fifo`).
+    pub(crate) fifo: super::fifo::FifoQueues,
 }
 
 /// The fault-tolerance options of a pool, validated by the builder.
@@ -126,6 +128,8 @@ pub(crate) struct Config {
     /// Each slot's worker thread name, from the builder's `thread_name` (or the default): a
     /// replacement worker after a takeover takes its CPU's name, as users expect of a name fn.
     pub(crate) thread_names: Box<[String]>,
+    /// The builder's `spawn_handler`: starts every worker thread, replacements included.
+    pub(crate) spawn_handler: Option<super::spawn_handler::SpawnHandler>,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }
@@ -194,6 +198,7 @@ impl Registry {
             })
             .collect();
         Registry {
+            fifo: super::fifo::FifoQueues::new(n),
             watched_by,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
             sleep: Sleep::new(n + config.max_spare_threads),

@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
-use super::job::HeapJob;
+use super::broadcast::{BroadcastContext, push_to_inboxes};
+use super::compat::inject_heap;
+use super::job::{HeapJob, JobRef};
 use super::latch::CountLatch;
 use super::registry::Registry;
 use super::worker::WorkerThread;
@@ -38,6 +40,8 @@ struct ScopePtr<'scope>(*const Scope<'scope>);
 // SAFETY: `Scope` is used from several threads only through its atomics and `Arc`, and its owner
 // waits until every child holding this pointer has finished.
 unsafe impl Send for ScopePtr<'_> {}
+// SAFETY: as for `Send`; sharing the pointer only copies it.
+unsafe impl Sync for ScopePtr<'_> {}
 
 impl<'scope> Scope<'scope> {
     /// Spawns `body` into the scope. It may borrow anything that outlives the scope, and gets the
@@ -60,23 +64,132 @@ impl<'scope> Scope<'scope> {
     where
         F: FnOnce(&Scope<'scope>) + Send + 'scope,
     {
+        let this = ScopePtr(self);
+        let f = move || {
+            let this = this;
+            // SAFETY: the scope's owner waits for this child, so `*this.0` is alive.
+            body(unsafe { &*this.0 })
+        };
+        // SAFETY: the closure borrows only data outliving `'scope`, and the scope waits for it.
+        let job = unsafe { self.child(f) };
+        self.queue(job);
+    }
+
+    /// Runs `body` once on every worker of the scope's pool, with that worker's
+    /// [`BroadcastContext`]. Like [`spawn`](Self::spawn), it does not wait: the scope waits for
+    /// all of those runs and re-raises the first panic. Each worker runs it once its own deque
+    /// is empty, before it steals.
+    ///
+    /// The jobs wait in the workers' per-CPU inboxes, which belong to the CPU slot, not to the
+    /// thread: if a worker stalls and its CPU is taken over, the replacement runs the job, with
+    /// the same index.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+    /// let calls = AtomicUsize::new(0);
+    /// pool.scope(|s| {
+    ///     s.spawn_broadcast(|_, ctx| {
+    ///         assert_eq!(ctx.num_threads(), 2);
+    ///         calls.fetch_add(1, Ordering::SeqCst);
+    ///     });
+    /// });
+    /// assert_eq!(calls.load(Ordering::SeqCst), 2);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn spawn_broadcast<F>(&self, body: F)
+    where
+        F: Fn(&Scope<'scope>, BroadcastContext) + Send + Sync + 'scope,
+    {
+        let body = Arc::new(body);
+        push_to_inboxes(&self.registry, |ctx| {
+            let body = Arc::clone(&body);
+            let this = ScopePtr(self);
+            let f = move || {
+                let this = this;
+                // SAFETY: the scope's owner waits for this child, so `*this.0` is alive.
+                body(unsafe { &*this.0 }, ctx)
+            };
+            // SAFETY: as in `spawn`: the job borrows data outliving `'scope`, and the scope
+            // waits for it.
+            unsafe { self.child(f) }
+        });
+    }
+
+    /// A scope on pool `registry` whose owner is `owner` (the calling thread's worker, of any
+    /// pool), or the calling thread itself when it is no worker.
+    pub(super) fn new(registry: Arc<Registry>, owner: Option<&WorkerThread>) -> Self {
+        Scope {
+            latch: match owner {
+                Some(w) => CountLatch::new(Arc::clone(&w.registry), w.seat),
+                None => CountLatch::blocking(),
+            },
+            registry,
+            panic: AtomicPtr::new(std::ptr::null_mut()),
+            marker: PhantomData,
+        }
+    }
+
+    /// The pool this scope's tasks run on.
+    pub(super) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Counts `f` as a child of this scope and boxes it into a job that stores its panic and
+    /// drops its count when it ends. The caller queues the job.
+    ///
+    /// # Safety
+    /// Everything `f` borrows outlives `'scope` (the scope waits for the job).
+    pub(super) unsafe fn child<F>(&self, f: F) -> JobRef
+    where
+        F: FnOnce() + Send + 'scope,
+    {
         self.latch.increment();
         let this = ScopePtr(self);
         let job = move || {
             let this = this;
             // SAFETY: the scope's owner waits for our decrement, so `*this.0` is alive.
             let scope = unsafe { &*this.0 };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| body(scope))) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
                 scope.store_panic(payload);
             }
             // SAFETY: last use of the scope by this child.
             unsafe { CountLatch::decrement(&scope.latch) };
         };
         // SAFETY: the closure borrows only data outliving `'scope`, and the scope waits for it.
-        let job_ref = unsafe { HeapJob::into_job_ref(job) };
+        unsafe { HeapJob::into_job_ref(job) }
+    }
+
+    /// Queues a child job: onto the calling worker's deque (published to its CPU's op log) when
+    /// it is a worker of this scope's pool, else onto the pool's injector (and, with replication
+    /// on, into the pool's list of external submissions, as an external `spawn`).
+    pub(super) fn queue(&self, job: JobRef) {
         match WorkerThread::current() {
-            Some(w) if Arc::ptr_eq(&w.registry, &self.registry) => w.push_heap(job_ref, false),
-            _ => self.registry.inject(job_ref),
+            Some(w) if Arc::ptr_eq(&w.registry, &self.registry) => w.push_heap(job, false),
+            _ => inject_heap(&self.registry, job),
+        }
+    }
+
+    /// Runs `op` as the scope's owner, waits for every child, re-raises the first panic
+    /// (`op`'s own first). `owner` is the one given to [`new`](Self::new).
+    pub(super) fn complete<R>(&self, owner: Option<&WorkerThread>, op: impl FnOnce() -> R) -> R {
+        let result = catch_unwind(AssertUnwindSafe(op));
+        // SAFETY: drops the owner's own reference; `self` lives until after the wait below.
+        unsafe { CountLatch::decrement(&self.latch) };
+        match owner {
+            Some(w) => w.wait_until(&self.latch.core),
+            None => self.latch.wait_blocking(),
+        }
+        let panic = self.panic.swap(std::ptr::null_mut(), Ordering::Acquire);
+        match result {
+            Err(payload) => resume_unwind(payload),
+            Ok(_) if !panic.is_null() => {
+                // SAFETY: stored by `store_panic` from `Box::into_raw`, taken out once by the
+                // swap.
+                let payload = unsafe { Box::from_raw(panic) };
+                resume_unwind(*payload)
+            }
+            Ok(r) => r,
         }
     }
 
@@ -98,31 +211,35 @@ impl<'scope> Scope<'scope> {
     }
 }
 
+/// Shows the pool's size, the children not yet finished (plus one for the owner until it waits)
+/// and whether a child has panicked.
+///
+/// ```
+/// replicore::scope(|s| {
+///     let text = format!("{s:?}");
+///     assert!(text.starts_with("Scope"), "{text}");
+/// });
+/// ```
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("num_threads", &self.registry.num_threads())
+            .field("pending", &self.latch.pending())
+            .field(
+                "panicked",
+                &!self.panic.load(Ordering::Relaxed).is_null(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs `op` with a fresh scope on worker `worker`, waits for every child, re-raises panics.
 pub(crate) fn scope_on_worker<'scope, OP, R>(worker: &WorkerThread, op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
-    let scope = Scope {
-        registry: Arc::clone(&worker.registry),
-        latch: CountLatch::new(Arc::clone(&worker.registry), worker.seat),
-        panic: AtomicPtr::new(std::ptr::null_mut()),
-        marker: PhantomData,
-    };
-    let result = catch_unwind(AssertUnwindSafe(|| op(&scope)));
-    // SAFETY: drops the owner's own reference; `scope` lives until after the wait below.
-    unsafe { CountLatch::decrement(&scope.latch) };
-    worker.wait_until(&scope.latch.core);
-    let panic = scope.panic.swap(std::ptr::null_mut(), Ordering::Acquire);
-    match result {
-        Err(payload) => resume_unwind(payload),
-        Ok(_) if !panic.is_null() => {
-            // SAFETY: stored by `store_panic` from `Box::into_raw`, taken out once by the swap.
-            let payload = unsafe { Box::from_raw(panic) };
-            resume_unwind(*payload)
-        }
-        Ok(r) => r,
-    }
+    let scope = Scope::new(Arc::clone(&worker.registry), Some(worker));
+    scope.complete(Some(worker), || op(&scope))
 }
 
 impl Drop for Scope<'_> {

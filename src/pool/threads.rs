@@ -21,6 +21,7 @@ use crossbeam_deque::Worker;
 use super::generations::Owner;
 use super::job::JobRef;
 use super::registry::Registry;
+use super::spawn_handler::{WorkerHandle, spawn_custom};
 use super::worker::WorkerThread;
 use crate::fault::thread_crashed;
 use crate::replication::OwnerToken;
@@ -49,7 +50,7 @@ enum SeatState {
     Free,
     /// Reserved by a thread about to spawn into it (a takeover driver, or `build`).
     Reserved(std::thread::ThreadId),
-    Running(JoinHandle<()>),
+    Running(WorkerHandle),
     /// Being joined by shutdown.
     Joining,
 }
@@ -99,7 +100,7 @@ impl Threads {
                 else {
                     unreachable!("matched just above");
                 };
-                let _ = h.join();
+                h.join();
                 self.fenced[seat].store(false, Ordering::Release);
                 t.free.push(seat);
             }
@@ -128,7 +129,7 @@ impl Threads {
         (0..self.fenced.len()).any(|seat| {
             self.fenced[seat].load(Ordering::Acquire)
                 && match &t.seats[seat] {
-                    SeatState::Running(h) => !h.is_finished() && !thread_crashed(h.thread().id()),
+                    SeatState::Running(h) => !h.is_finished() && !h.crashed(),
                     // Shutdown is waiting for it right now: it has not exited.
                     SeatState::Joining => true,
                     SeatState::Free | SeatState::Reserved(_) => false,
@@ -143,7 +144,7 @@ impl Threads {
         t.seats.iter().all(|s| match s {
             SeatState::Free => true,
             SeatState::Reserved(by) => thread_crashed(*by),
-            SeatState::Running(h) => h.is_finished() || thread_crashed(h.thread().id()),
+            SeatState::Running(h) => h.is_finished() || h.crashed(),
             SeatState::Joining => false,
         })
     }
@@ -155,7 +156,7 @@ impl Threads {
             let next = {
                 let mut t = self.table.lock();
                 let found = (0..t.seats.len()).find(|&s| {
-                    matches!(&t.seats[s], SeatState::Running(h) if !thread_crashed(h.thread().id()))
+                    matches!(&t.seats[s], SeatState::Running(h) if !h.crashed())
                 });
                 found.map(|seat| {
                     let SeatState::Running(h) =
@@ -174,14 +175,14 @@ impl Threads {
                 if handle.is_finished() {
                     break true;
                 }
-                if thread_crashed(handle.thread().id()) {
+                if handle.crashed() {
                     break false;
                 }
                 backoff.snooze_or_sleep();
             };
             let mut t = self.table.lock();
             if finished {
-                let _ = handle.join();
+                handle.join();
                 self.fenced[seat].store(false, Ordering::Release);
                 t.seats[seat] = SeatState::Free;
                 t.free.push(seat);
@@ -202,14 +203,11 @@ pub(crate) fn start_worker(
     owner: Owner,
     token: OwnerToken,
 ) -> io::Result<()> {
-    let mut b = std::thread::Builder::new().name(registry.config.thread_names[index].clone());
-    if let Some(size) = registry.config.stack_size {
-        b = b.stack_size(size);
-    }
+    let name = registry.config.thread_names[index].clone();
     let reg = Arc::clone(registry);
     let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
     let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
-    let spawned = b.spawn(move || {
+    let body = move || {
         if let Some(cpu) = os_cpu {
             crate::topology::bind_current_thread(cpu);
         }
@@ -219,7 +217,24 @@ pub(crate) fn start_worker(
         }
         crate::fault::set_thread_id(fault_id);
         WorkerThread::run(deque, owner, index, seat, reg, token, fault_id);
-    });
+    };
+    // A user's spawn handler starts every worker thread, replacements included.
+    let spawned = match &registry.config.spawn_handler {
+        Some(handler) => spawn_custom(
+            handler,
+            index,
+            name,
+            registry.config.stack_size,
+            Box::new(body),
+        ),
+        None => {
+            let mut b = std::thread::Builder::new().name(name);
+            if let Some(size) = registry.config.stack_size {
+                b = b.stack_size(size);
+            }
+            b.spawn(body).map(WorkerHandle::Std)
+        }
+    };
     let mut t = registry.threads.table.lock();
     match spawned {
         Ok(handle) => {

@@ -328,6 +328,37 @@ impl WorkerThread {
         }
     }
 
+    /// [`crate::yield_local`] on this worker: like [`yield_now`](Self::yield_now), but only its
+    /// own deque and its broadcast inbox, never another worker's queue or an injector.
+    pub(crate) fn yield_local(&self) -> super::Yield {
+        // `pop` renews the lease and returns nothing once fenced; a fenced worker takes no work.
+        let job = self.pop().or_else(|| {
+            if self.fenced.get() {
+                return None;
+            }
+            let inbox = &self.slot().inbox;
+            loop {
+                match inbox.steal() {
+                    Steal::Success(job) => break Some(job),
+                    Steal::Retry => continue,
+                    Steal::Empty => break None,
+                }
+            }
+        });
+        match job {
+            Some(job) => {
+                self.execute(job);
+                super::Yield::Executed
+            }
+            None => super::Yield::Idle,
+        }
+    }
+
+    /// Whether this worker's own deque holds queued tasks (`current_thread_has_pending_tasks`).
+    pub(crate) fn has_pending_tasks(&self) -> bool {
+        !self.deque.is_empty()
+    }
+
     /// Runs other work until `latch` is set.
     #[inline]
     pub(crate) fn wait_until(&self, latch: &CoreLatch) {
