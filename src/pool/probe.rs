@@ -103,8 +103,10 @@ mod tests {
         let s = Arc::clone(&stop);
         let sleeper = std::thread::spawn(move || {
             tx.send(ThreadProbe::current().unwrap()).unwrap();
+            // Long sleeps: even on an overloaded machine, where a woken thread waits (runnable)
+            // for a CPU, it is then mostly asleep.
             while !s.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_millis(20));
             }
         });
         let probe = rx.recv().unwrap();
@@ -113,7 +115,12 @@ mod tests {
         let used = probe.cpu_time().unwrap() - cpu0;
         assert!(used < Duration::from_millis(25), "a sleeper used {used:?} of 50 ms");
         // It is awake a tiny fraction of the time: most reads say "not runnable".
-        let blocked = (0..20).filter(|_| probe.is_runnable() == Some(false)).count();
+        let blocked = (0..20)
+            .filter(|_| {
+                std::thread::sleep(Duration::from_millis(3));
+                probe.is_runnable() == Some(false)
+            })
+            .count();
         assert!(blocked >= 10, "{blocked} of 20 reads said blocked");
         stop.store(true, Ordering::SeqCst);
         sleeper.join().unwrap();
