@@ -441,7 +441,7 @@ fn takeover_faults_across_seeds() {
 
 /// 50 seeds × 10,000 tasks per config at a 2 ms lease, with stalls of up to 5 ms, so that many
 /// stalls outlast the lease: at least 1,000 takeovers summed over all seeds, and no pool may
-/// have a lifetime budget of them (issue 10). `STRESS_SEEDS=n` runs `n` seeds of 100k tasks
+/// have a lifetime budget of them. `STRESS_SEEDS=n` runs `n` seeds of 100k tasks
 /// instead.
 #[test]
 fn stress_across_seeds() {

@@ -271,7 +271,7 @@ fn burst_past_log_capacity_counts_a_gap_and_nothing_is_lost() {
 /// fenced worker. When it then forks, its `join`s must stay parallel: B is redirected where the
 /// replacement and the other workers can run it. Here A waits until B has started, so a fenced
 /// worker that ran B only after A would fail the test. (A task that *computes* past the lease
-/// is not taken over: its worker is busy, not blocked; see issue 10.)
+/// is not taken over: its worker is busy, not blocked.)
 #[test]
 fn fenced_worker_joins_stay_parallel() {
     let lease = Duration::from_millis(5);

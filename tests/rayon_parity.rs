@@ -1,4 +1,4 @@
-//! rayon-core parity (issue 14): one or more tests per item, written from rayon-core's
+//! rayon-core parity: one or more tests per item, written from rayon-core's
 //! documented behaviour. Every wait has a watchdog; no test asserts on elapsed time. Pools that
 //! must not be taken over during a test use a long lease, so a descheduled worker on a busy
 //! machine is not fenced mid-test.

@@ -1,4 +1,4 @@
-//! rayon-core parity (issue 14), the process-wide parts: `REPLICORE_NUM_THREADS` and
+//! rayon-core parity, the process-wide parts: `REPLICORE_NUM_THREADS` and
 //! `ThreadPoolBuilder::build_global`. Both touch process-global state (the environment, the
 //! global pool), so this binary holds a single test that runs them in sequence.
 

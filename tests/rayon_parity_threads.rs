@@ -1,4 +1,4 @@
-//! rayon-core parity (issue 14), thread start-up: `ThreadPoolBuilder::spawn_handler` with
+//! rayon-core parity, thread start-up: `ThreadPoolBuilder::spawn_handler` with
 //! `ThreadBuilder`, and `build_scoped`. Every wait has a watchdog; nothing asserts on time.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,7 +1,7 @@
 //! The job hand-off between a `join` owner and a thief (`src/pool/job.rs`): a stack job whose
 //! handle is taken by exactly one party, run once, and whose result the owner reads only after
 //! the latch says so. Crossbeam's deque is not loom-instrumented, so the queue here is a slot
-//! whose "take" is the shared claim word (`Claim`), the linearization point issue 4 makes explicit
+//! whose "take" is the shared claim word (`Claim`), the linearization point of every start
 //! ("take → claim → run"); the job, result and latch code is the pool's own.
 #![cfg(loom)]
 

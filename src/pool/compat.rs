@@ -1,5 +1,5 @@
 //! rayon-core parity: the free functions and `ThreadPool` methods that make moving a program
-//! from rayon-core a rename (issue 14). Each has rayon-core's documented semantics; the README's
+//! from rayon-core a rename. Each has rayon-core's documented semantics; the README's
 //! "Migrating from rayon" section lists where replicore differs and why.
 
 use std::marker::PhantomData;

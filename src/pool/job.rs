@@ -21,7 +21,7 @@ pub trait Job {
     ///
     /// # Safety
     /// `this` points to a live job that has not run yet, and the caller has won the right to run
-    /// it (popped or stole its [`JobRef`]; issue 4 makes this an explicit claim).
+    /// it (popped or stole its [`JobRef`]; a logged job's run also wins its claim first).
     unsafe fn execute(this: *const ());
 }
 

@@ -1,4 +1,4 @@
-//! The work-stealing thread pool (issue 3).
+//! The work-stealing thread pool.
 //!
 //! One worker per CPU of a [`Topology`](crate::Topology), each with a LIFO deque; one injector
 //! per NUMA node for submissions from outside. An idle worker looks at its own deque, its node's

@@ -3,9 +3,11 @@
 //! G2 (at most once) needs one linearization point per task start, no matter how many parties can
 //! reach the task: its owner popping it, a thief stealing it, or a successor adopting it from a
 //! replica after a takeover. Every path to "run this task" goes through [`Claim::try_claim`]; only
-//! the caller that flips the word from `UNCLAIMED` runs the task. The `Acquire` on success pairs
-//! with the `Release` in [`Claim::new`]'s publication by the spawner, so the winner sees the task's
-//! payload.
+//! the caller that flips the word from `UNCLAIMED` runs the task. The claim orders nothing about the
+//! task's payload: whoever reaches the task got its handle through a queue, a log slot or a
+//! replica, whose own release/acquire pair (the deque's push and steal, the log's publish) makes
+//! the payload visible. The claim's `AcqRel` success only orders the winner against the other
+//! claimants, and `is_claimed`'s `Acquire` lets a loser see that the task is taken.
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 

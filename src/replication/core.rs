@@ -17,7 +17,7 @@ use super::stats::ReplicationStats;
 use crate::fault::{FaultPoint, point_here};
 
 /// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
-/// handed back, unclaimed, to be redirected (e.g. to the pool's global injector).
+/// handed back, unclaimed, to be redirected (the pool queues it on its node's injector).
 ///
 /// ```
 /// use std::sync::Arc;

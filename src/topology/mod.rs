@@ -13,7 +13,7 @@ mod hwloc;
 mod spec;
 mod sysfs;
 
-#[allow(unused_imports)] // used by the pool (issue 3)
+#[allow(unused_imports)] // used by the pool, which is not built under loom
 pub(crate) use bind::{bind_current_thread, current_os_cpu};
 pub use error::TopologyError;
 
