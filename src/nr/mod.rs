@@ -132,6 +132,7 @@ pub trait Dispatch {
 /// assert_eq!(stats.helping_events, 0);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
 pub struct NrStats {
     /// Batches appended to the log by combiners.
     pub combiner_batches: u64,

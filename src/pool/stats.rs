@@ -32,6 +32,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// # Ok::<(), replicore::BuildError>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back). After a
     /// takeover this also counts queue copies of replicated tasks that found their claim already
