@@ -49,7 +49,7 @@ pub(crate) fn allocate_per_node<D: Send>(
 ///
 /// [`NodeReplicated::register_current`]: super::NodeReplicated::register_current
 pub(crate) fn node_of_current_thread(topo: &Topology, next: impl FnOnce() -> usize) -> NodeId {
-    if let Some((_, node)) = crate::pool::current_worker_location() {
+    if let Some((_, node)) = crate::topology::current_location() {
         return node;
     }
     let mut candidates: Vec<NodeId> = match crate::topology::current_os_cpu() {

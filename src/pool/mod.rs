@@ -62,26 +62,6 @@ pub use self::{
     thread_pool::ThreadPool,
 };
 
-use crate::{CpuId, NodeId};
-
-/// The CPU and node of the pool worker running on the calling thread, if it is one. Node
-/// replication calls it to pick the caller's replica.
-#[cfg(not(loom))]
-#[allow(dead_code)] // until `nr` calls it
-pub(crate) fn current_worker_location() -> Option<(CpuId, NodeId)> {
-    worker::WorkerThread::current().map(|w| {
-        let slot = &w.registry.slots[w.index];
-        (slot.cpu, slot.node)
-    })
-}
-
-/// Under loom no pool threads exist (models run the protocol pieces on loom threads).
-#[cfg(loom)]
-#[allow(dead_code)]
-pub(crate) fn current_worker_location() -> Option<(CpuId, NodeId)> {
-    None
-}
-
 #[cfg(not(loom))]
 mod global {
     use std::sync::{Arc, OnceLock};
@@ -258,9 +238,11 @@ pub fn yield_now() -> Option<Yield> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::{CpuId, NodeId};
 
     #[test]
     fn worker_location_follows_the_synthetic_topology() {
+        let current_worker_location = crate::topology::current_location;
         assert_eq!(current_worker_location(), None);
         let topo: crate::Topology = "numa:2 core:1 pu:1".parse().unwrap();
         let pool = ThreadPool::builder().topology(topo).build().unwrap();

@@ -206,11 +206,13 @@ pub(crate) fn start_worker(
     let name = registry.config.thread_names[index].clone();
     let reg = Arc::clone(registry);
     let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
+    let location = (registry.slots[index].cpu, registry.slots[index].node);
     let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
     let body = move || {
         if let Some(cpu) = os_cpu {
             crate::topology::bind_current_thread(cpu);
         }
+        crate::topology::set_current_location(Some(location));
         #[cfg(feature = "fault-injection")]
         if let Some(plan) = &reg.config.fault_plan {
             crate::fault::enter(plan);

@@ -1,0 +1,34 @@
+//! Where the calling thread runs, as recorded by whoever placed it there.
+//!
+//! A pool worker records its CPU and node when it starts. Node replication reads the record to
+//! pick the calling thread's replica, so neither half of the crate needs to know about the
+//! other: both only know the topology.
+
+#[cfg(not(loom))]
+use std::cell::Cell;
+
+use super::{CpuId, NodeId};
+
+#[cfg(not(loom))]
+thread_local! {
+    static HERE: Cell<Option<(CpuId, NodeId)>> = const { Cell::new(None) };
+}
+
+/// Records (or, with `None`, forgets) the calling thread's CPU and node.
+#[cfg(not(loom))]
+pub(crate) fn set_current_location(location: Option<(CpuId, NodeId)>) {
+    HERE.with(|h| h.set(location));
+}
+
+/// The calling thread's recorded CPU and node, if whoever started it placed it.
+#[cfg(not(loom))]
+pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
+    HERE.with(Cell::get)
+}
+
+/// Under loom no thread is placed (models run the protocol pieces on loom threads, which share
+/// one OS thread, so a thread-local would be shared too).
+#[cfg(loom)]
+pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
+    None
+}
