@@ -69,6 +69,7 @@ pub(crate) fn thread_crashed(_id: std::thread::ThreadId) -> bool {
 }
 
 #[cfg(feature = "fault-injection")]
+#[cfg_attr(loom, allow(unused_imports))] // the pool, its only user, is not built under loom
 pub(crate) use plan::thread_crashed;
 
 /// A fault-injection point reached by `worker`. Without the `fault-injection` feature this does

@@ -431,6 +431,7 @@ pub(super) fn fire(point: FaultPoint, worker: usize) {
 static CRASHED: std::sync::Mutex<Vec<std::thread::ThreadId>> = std::sync::Mutex::new(Vec::new());
 
 /// Whether thread `id` crashed at a fault point (it will never return).
+#[cfg_attr(loom, allow(dead_code))] // the pool, its only user, is not built under loom
 pub(crate) fn thread_crashed(id: std::thread::ThreadId) -> bool {
     CRASHED
         .lock()

@@ -17,6 +17,14 @@
 mod backoff;
 pub(crate) use backoff::Backoff;
 
+/// Items that exist only outside loom (the pool proper: OS threads and crossbeam's deques, which
+/// loom cannot drive), as tokio's `cfg_not_loom!`: one marker for a run of items instead of one
+/// `#[cfg(not(loom))]` each.
+macro_rules! cfg_not_loom {
+    ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
+}
+pub(crate) use cfg_not_loom;
+
 #[cfg(loom)]
 mod loom_impl;
 #[cfg(not(loom))]

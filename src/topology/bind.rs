@@ -5,6 +5,7 @@
 ///
 /// With the `hwloc` feature the binding goes through hwloc (which also knows about cgroup
 /// restrictions); if hwloc cannot bind, core_affinity is tried before giving up.
+#[cfg_attr(loom, allow(dead_code))] // the pool, its only caller, is not built under loom
 pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
     #[cfg(feature = "hwloc")]
     {
@@ -21,6 +22,7 @@ pub(crate) fn bind_current_thread(os_cpu: usize) -> bool {
 }
 
 /// Bits in glibc's `cpu_set_t` (`CPU_SETSIZE`), the largest mask core_affinity can pass.
+#[cfg_attr(loom, allow(dead_code))]
 const CPU_SET_CAPACITY: usize = 1024;
 
 /// The OS CPU the calling thread is running on right now, if the platform can tell. The answer
