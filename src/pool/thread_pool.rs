@@ -21,7 +21,10 @@ use super::worker::WorkerThread;
 /// including tasks those tasks spawn, before they exit. Dropping the pool tells them to do so and
 /// returns at once, without waiting (as rayon-core's pool does), so a drop never deadlocks on
 /// workers that wait for the dropping thread; the queued work still runs in the background.
-/// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads.
+/// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads. The
+/// one drop that may run work is that of a one-worker
+/// [`use_current_thread`](ThreadPoolBuilder::use_current_thread) pool on its building thread:
+/// that thread is the only worker, so it runs the queued work before it leaves.
 ///
 /// ```
 /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;

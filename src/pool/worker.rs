@@ -34,6 +34,7 @@ thread_local! {
 /// dropped inside a `join` closure, say), and nothing cheap tells us that no such frame is left.
 /// So a thread that builds many `use_current_thread` pools keeps each one's registry until it
 /// exits (rayon-core keeps it for the process's life).
+#[allow(clippy::vec_box)] // boxed so that pointers to them survive the Vec growing
 struct CallerWorkers(Vec<Box<WorkerThread>>);
 
 impl Drop for CallerWorkers {
