@@ -11,7 +11,7 @@ use super::monitor::start_monitor;
 use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
 use super::spawn_handler::ThreadBuilder;
 use super::thread_pool::ThreadPool;
-use super::threads::{shut_down, start_worker};
+use super::threads::{register_caller, shut_down, start_worker};
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -91,6 +91,12 @@ pub enum BuildError {
     /// earlier `build_global`, or by a free function such as [`join`](crate::join) that needed
     /// it).
     GlobalPoolAlreadyInitialized,
+    /// [`ThreadPoolBuilder::use_current_thread`] was set, but the calling thread is already a
+    /// worker of a pool (a pool's own worker thread, or the thread that built another
+    /// `use_current_thread` pool that is still alive). A thread can be worker 0 of one pool at
+    /// a time: build from a thread outside every pool, or drop (or shut down) the other pool on
+    /// this thread first.
+    CurrentThreadInPool,
     /// The OS (or the [`spawn_handler`](ThreadPoolBuilder::spawn_handler), by returning an
     /// error or panicking) refused to start a worker thread; the workers already started were
     /// shut down.
@@ -118,6 +124,11 @@ impl fmt::Display for BuildError {
                 f,
                 "the global thread pool was already initialised (by an earlier build_global or \
                  by a free function that needed it)"
+            ),
+            BuildError::CurrentThreadInPool => write!(
+                f,
+                "use_current_thread: the calling thread is already a worker of a pool; build from \
+                 a thread outside every pool, or drop the pool this thread belongs to first"
             ),
             BuildError::TooManyThreads { requested, max } => write!(
                 f,
@@ -232,6 +243,7 @@ pub struct ThreadPoolBuilder {
     lease: Option<Duration>,
     max_spare_threads: Option<usize>,
     spawn_handler: Option<super::spawn_handler::SpawnHandler>,
+    use_current_thread: bool,
     #[cfg(feature = "fault-injection")]
     fault_plan: Option<crate::fault::FaultPlan>,
 }
@@ -246,6 +258,7 @@ impl fmt::Debug for ThreadPoolBuilder {
             .field("replication_factor", &self.replication_factor)
             .field("lease", &self.lease)
             .field("max_spare_threads", &self.max_spare_threads)
+            .field("use_current_thread", &self.use_current_thread)
             .finish_non_exhaustive()
     }
 }
@@ -511,6 +524,60 @@ impl ThreadPoolBuilder {
         self
     }
 
+    /// Makes the thread that calls [`build`](Self::build) (or
+    /// [`build_global`](Self::build_global)) worker 0 of the pool, as rayon-core's option of
+    /// the same name does: no thread is spawned for index 0, and right after `build` returns,
+    /// [`current_thread_index`](crate::current_thread_index) is `Some(0)` on that thread.
+    ///
+    /// That thread works for the pool only while it is inside a pool call (`install`, `join`,
+    /// `scope`, [`yield_now`](crate::yield_now), waiting on a latch, ...): outside them it runs
+    /// your code, not the pool's loop. Tasks it queues (a [`spawn`](crate::spawn) on it pushes
+    /// onto its own deque) are stolen by the other workers at any time. With `num_threads(1)`
+    /// it is the only worker: work submitted from other threads then runs only while it is
+    /// inside a pool call, and a broadcast waits for it to enter one (rayon-core behaves the
+    /// same).
+    ///
+    /// - **Handlers.** The [`start_handler`](Self::start_handler) runs for index 0 on the
+    ///   calling thread, inside `build`; the [`exit_handler`](Self::exit_handler) runs there
+    ///   when the thread leaves the pool by dropping or shutting it down (not when the thread
+    ///   exits with the pool still alive elsewhere). rayon-core runs neither for this thread.
+    ///   The [`spawn_handler`](Self::spawn_handler), [`thread_name`](Self::thread_name),
+    ///   [`stack_size`](Self::stack_size) and [`pin_workers`](Self::pin_workers) do not apply
+    ///   to it: it is your thread, not started or pinned by the pool.
+    /// - **No takeover.** Its CPU slot is never judged, so never taken over, however long the
+    ///   thread stays outside the pool (this is the one exception to the fault-tolerance
+    ///   guarantee: a blocked caller keeps its slot, and its queued tasks are reached by
+    ///   stealing instead). It is not in a [`fault_plan`](Self::fault_plan) either.
+    /// - **Leaving.** Dropping the pool on this thread (outside the pool's tasks) first makes it
+    ///   leave: its queued tasks go to the other workers, which run them as usual; a pool of one
+    ///   worker has no one else, so its drop runs the queued work on this thread first.
+    ///   [`ThreadPool::shutdown`] on this thread runs queued work, leaves, then waits as usual.
+    ///   If the pool is dropped on another thread, this thread stops being a worker as soon as it
+    ///   is outside the pool's tasks: later `spawn`, `join`, ... here go to the global pool. The
+    ///   worker's small state stays allocated (holding the pool's shared state) until the thread
+    ///   exits; rayon-core keeps it for the process's life.
+    ///
+    /// # Errors
+    ///
+    /// `build` fails with [`BuildError::CurrentThreadInPool`] if the calling thread is already
+    /// a worker of a pool (including one built with this option and still alive).
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(2).use_current_thread().build()?;
+    /// assert_eq!(replicore::current_thread_index(), Some(0));
+    /// let here = std::thread::current().id();
+    /// assert_eq!(pool.install(|| std::thread::current().id()), here);
+    /// let again = replicore::ThreadPool::builder().use_current_thread().build();
+    /// assert!(matches!(again, Err(replicore::BuildError::CurrentThreadInPool)));
+    /// drop(pool);
+    /// assert_eq!(replicore::current_thread_index(), None);
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn use_current_thread(mut self) -> Self {
+        self.use_current_thread = true;
+        self
+    }
+
     /// Builds a pool whose worker threads are scoped threads (`std::thread::scope`), runs
     /// `with_pool` with it, shuts the pool down (waiting for all its work) and returns
     /// `with_pool`'s result. Each worker thread calls `wrapper` with its [`ThreadBuilder`];
@@ -617,6 +684,10 @@ impl ThreadPoolBuilder {
     ///   the [`spawn_handler`](Self::spawn_handler) returned an error or panicked (the workers
     ///   already started are shut down first).
     ///
+    /// - [`CurrentThreadInPool`](BuildError::CurrentThreadInPool): with
+    ///   [`use_current_thread`](Self::use_current_thread), the calling thread is already a
+    ///   worker of a pool.
+    ///
     /// [`build_global`](Self::build_global) can also fail with
     /// [`GlobalPoolAlreadyInitialized`](BuildError::GlobalPoolAlreadyInitialized).
     ///
@@ -640,6 +711,9 @@ impl ThreadPoolBuilder {
     /// assert!(matches!(err, replicore::BuildError::ThreadName { index: 1, .. }));
     /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
+        if self.use_current_thread && super::worker::WorkerThread::current().is_some() {
+            return Err(BuildError::CurrentThreadInPool);
+        }
         let detected = self.topology.is_none();
         let topology = match self.topology {
             Some(t) => t,
@@ -691,6 +765,7 @@ impl ThreadPoolBuilder {
             stack_size: self.stack_size,
             thread_names,
             spawn_handler: self.spawn_handler,
+            use_current_thread: self.use_current_thread,
             #[cfg(feature = "fault-injection")]
             fault_plan: self.fault_plan,
         };
@@ -699,8 +774,28 @@ impl ThreadPoolBuilder {
             exit: self.exit_handler,
             panic: self.panic_handler,
         };
+        let use_current_thread = config.use_current_thread;
         let registry = Arc::new(Registry::new(&topology, n, handlers, config));
+        // Worker 0's seat, deque and lease when the calling thread is worker 0: it starts last,
+        // once nothing can fail any more (so a failed build leaves this thread untouched).
+        let mut caller = None;
         for index in 0..n {
+            if index == 0 && use_current_thread {
+                // A fresh pool has `n + max_spare_threads` free seats: this is seat 0.
+                let Some(seat) = registry.threads.claim_for_caller() else {
+                    return Err(BuildError::Spawn {
+                        index,
+                        source: std::io::Error::other("no free thread seat"),
+                    });
+                };
+                let slot = &registry.slots[index];
+                let deque = Worker::new_lifo();
+                let owner = slot.generations.add(deque.stealer());
+                let token = slot.core.lease().owner_token();
+                slot.owner_seat.store(seat, std::sync::atomic::Ordering::Release);
+                caller = Some((seat, deque, owner, token));
+                continue;
+            }
             // A fresh pool has `n + max_spare_threads` free seats, so this finds one.
             let Some(seat) = registry.threads.reserve() else {
                 shut_down(&registry, None);
@@ -729,6 +824,9 @@ impl ThreadPoolBuilder {
                 return Err(BuildError::Spawn { index: n, source });
             }
         };
+        if let Some((seat, deque, owner, token)) = caller {
+            register_caller(&registry, seat, deque, owner, token);
+        }
         Ok(ThreadPool::from_parts(registry, monitor))
     }
 }

@@ -83,11 +83,14 @@ fn run(registry: Arc<Registry>) {
             // The grace is for a watcher that will get to it first. If none of this CPU's
             // watchers renewed its own lease within the last lease (all busy in long tasks,
             // stalled or dead), no one will: drive now.
+            // A caller-owned slot always reads `Fine` but its worker (the user's thread) may
+            // never come back into the pool: it does not count as a watcher.
+            let alive = |w: usize| verdicts[w] == Verdict::Fine && !registry.slots[w].caller_owned;
             let mut watchers = registry.slots[i].replica_holders.iter();
             let some_watcher_alive = if registry.slots[i].replica_holders.is_empty() {
-                (0..n).any(|w| w != i && verdicts[w] == Verdict::Fine)
+                (0..n).any(|w| w != i && alive(w))
             } else {
-                watchers.any(|&w| verdicts[w] == Verdict::Fine)
+                watchers.any(|&w| alive(w))
             };
             if some_watcher_alive {
                 waiting = true;

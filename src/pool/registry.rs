@@ -60,6 +60,11 @@ pub(crate) struct CoreSlot {
     pub(crate) owner_probe: Mutex<Option<(u32, ThreadProbe)>>,
     /// This CPU's lease as judged by whoever looks (see `watch`).
     pub(crate) watch: super::watch::Watch,
+    /// Slot 0 of a `use_current_thread` pool: its worker is the thread that built the pool,
+    /// which renews its lease only while inside a pool call. Such a slot is never judged (so
+    /// never taken over), and its worker counts as no live watcher; its queued tasks are
+    /// reached by stealing, like any worker's.
+    pub(crate) caller_owned: bool,
 }
 
 impl CoreSlot {
@@ -130,6 +135,8 @@ pub(crate) struct Config {
     pub(crate) thread_names: Box<[String]>,
     /// The builder's `spawn_handler`: starts every worker thread, replacements included.
     pub(crate) spawn_handler: Option<super::spawn_handler::SpawnHandler>,
+    /// Worker 0 is the thread that called `build` (`ThreadPoolBuilder::use_current_thread`).
+    pub(crate) use_current_thread: bool,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_plan: Option<crate::fault::FaultPlan>,
 }
@@ -174,6 +181,7 @@ impl Registry {
                     owner_seat: AtomicUsize::new(NO_SEAT),
                     owner_probe: Mutex::new(None),
                     watch: super::watch::Watch::new(std::time::Instant::now()),
+                    caller_owned: config.use_current_thread && i == 0,
                 })
             })
             .collect();

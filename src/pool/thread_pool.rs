@@ -21,7 +21,10 @@ use super::worker::WorkerThread;
 /// including tasks those tasks spawn, before they exit. Dropping the pool tells them to do so and
 /// returns at once, without waiting (as rayon-core's pool does), so a drop never deadlocks on
 /// workers that wait for the dropping thread; the queued work still runs in the background.
-/// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads.
+/// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads. The
+/// one drop that may run work is that of a one-worker
+/// [`use_current_thread`](ThreadPoolBuilder::use_current_thread) pool on its building thread:
+/// that thread is the only worker, so it runs the queued work before it leaves.
 ///
 /// ```
 /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
@@ -229,7 +232,10 @@ impl ThreadPool {
     /// "All accepted work" includes tasks spawned, after this call began, by tasks still running
     /// on workers that a takeover fenced: shutdown waits for those workers to finish their task.
     /// Called on one of the pool's own workers (the pool was moved into one of its tasks), it
-    /// cannot wait for its own thread: it then behaves like a drop.
+    /// cannot wait for its own thread: it then behaves like a drop. Called on the thread that
+    /// built the pool with [`use_current_thread`](ThreadPoolBuilder::use_current_thread)
+    /// (outside the pool's tasks), that thread first runs queued work, then leaves the pool
+    /// (its queued tasks go to the other workers), and then waits as usual.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -245,6 +251,9 @@ impl ThreadPool {
     /// # Ok::<(), replicore::BuildError>(())
     /// ```
     pub fn shutdown(mut self) {
+        // On the thread that built a `use_current_thread` pool, that thread is worker 0: it
+        // runs what it can find, leaves the pool, and then waits like any other thread.
+        WorkerThread::leave_caller(&self.registry, true);
         if self.on_own_worker() {
             return; // `drop` tells the workers to drain.
         }
@@ -259,7 +268,10 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         // The workers drain every queue and exit by themselves; the monitor keeps watching them
-        // meanwhile and exits after the last one (see `monitor`). Nothing here waits.
+        // meanwhile and exits after the last one (see `monitor`). Nothing here waits, except on
+        // the thread that built a `use_current_thread` pool of one worker: that thread is the
+        // only worker, so it runs the queued work before it leaves the pool.
+        WorkerThread::leave_caller(&self.registry, self.registry.num_threads() == 1);
         self.registry.terminate();
         drop(self.monitor.take());
     }

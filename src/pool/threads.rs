@@ -53,6 +53,11 @@ enum SeatState {
     Running(WorkerHandle),
     /// Being joined by shutdown.
     Joining,
+    /// Held by the thread that built a `use_current_thread` pool, for its worker 0. The pool
+    /// does not own that thread: it is never joined or reaped, and it counts as exited (the
+    /// monitor and shutdown do not wait for the user's thread). Freed when that worker leaves
+    /// the pool (see `worker::leave_caller`).
+    Caller,
 }
 
 impl Threads {
@@ -84,7 +89,17 @@ impl Threads {
         !t.free.is_empty()
     }
 
-    /// Gives back a reserved seat whose thread was not started.
+    /// Takes a seat for the calling thread, which becomes worker 0 of a `use_current_thread`
+    /// pool (see [`SeatState::Caller`]); `None` if every seat is taken.
+    pub(crate) fn claim_for_caller(&self) -> Option<usize> {
+        let mut t = self.table.lock();
+        self.reap(&mut t);
+        let seat = t.free.pop()?;
+        t.seats[seat] = SeatState::Caller;
+        Some(seat)
+    }
+
+    /// Gives back a reserved seat whose thread was not started, or the caller's seat.
     pub(crate) fn release(&self, seat: usize) {
         let mut t = self.table.lock();
         t.seats[seat] = SeatState::Free;
@@ -132,7 +147,7 @@ impl Threads {
                     SeatState::Running(h) => !h.is_finished() && !h.crashed(),
                     // Shutdown is waiting for it right now: it has not exited.
                     SeatState::Joining => true,
-                    SeatState::Free | SeatState::Reserved(_) => false,
+                    SeatState::Free | SeatState::Reserved(_) | SeatState::Caller => false,
                 }
         })
     }
@@ -142,7 +157,8 @@ impl Threads {
     pub(crate) fn all_exited(&self) -> bool {
         let t = self.table.lock();
         t.seats.iter().all(|s| match s {
-            SeatState::Free => true,
+            // The user's thread is not the pool's to wait for.
+            SeatState::Free | SeatState::Caller => true,
             SeatState::Reserved(by) => thread_crashed(*by),
             SeatState::Running(h) => h.is_finished() || h.crashed(),
             SeatState::Joining => false,
@@ -249,6 +265,19 @@ pub(crate) fn start_worker(
             Err(e)
         }
     }
+}
+
+/// Makes the calling thread worker 0 of `registry` in its seat (`use_current_thread`): no
+/// thread is spawned, no fault plan is entered and the thread is not pinned (it is the user's).
+pub(crate) fn register_caller(
+    registry: &Arc<Registry>,
+    seat: usize,
+    deque: Worker<JobRef>,
+    owner: Owner,
+    token: OwnerToken,
+) {
+    let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
+    WorkerThread::register_caller(deque, owner, seat, Arc::clone(registry), token, fault_id);
 }
 
 /// Lets the workers drain every queue and exit, and joins them. The monitor keeps running

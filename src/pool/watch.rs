@@ -165,6 +165,11 @@ pub(crate) fn check(
     grace: Duration,
 ) -> Verdict {
     let slot = &registry.slots[i];
+    if slot.caller_owned {
+        // The user's thread, outside pool calls most of the time: never judged, never taken
+        // over. Its queue stays reachable by stealing.
+        return Verdict::Fine;
+    }
     let watch = &slot.watch;
     let lease_len = registry.config.lease;
     let epoch = {

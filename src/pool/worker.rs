@@ -1,6 +1,6 @@
 //! The worker thread: its scheduling loop, work finding, and waiting on latches.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -22,15 +22,49 @@ const SPIN_ROUNDS: u32 = 32;
 
 thread_local! {
     static CURRENT: Cell<*const WorkerThread> = const { Cell::new(std::ptr::null()) };
+    /// Worker 0 of each `use_current_thread` pool this thread built (see [`CallerWorkers`]).
+    static CALLER_WORKERS: RefCell<CallerWorkers> = const { RefCell::new(CallerWorkers(Vec::new())) };
 }
 
-/// A worker's own state, on its thread's stack for the thread's whole life.
+/// The workers of `use_current_thread` pools that live on this (the user's) thread, boxed so
+/// that `CURRENT` and the frames of pool calls can point at them.
+///
+/// A box is freed only when the thread exits, never when its worker leaves its pool: a worker
+/// can leave while a pool call on this thread still holds a reference to it (the pool was
+/// dropped inside a `join` closure, say), and nothing cheap tells us that no such frame is left.
+/// So a thread that builds many `use_current_thread` pools keeps each one's registry until it
+/// exits (rayon-core keeps it for the process's life).
+#[allow(clippy::vec_box)] // boxed so that pointers to them survive the Vec growing
+struct CallerWorkers(Vec<Box<WorkerThread>>);
+
+impl Drop for CallerWorkers {
+    fn drop(&mut self) {
+        // The thread is exiting: its pools carry on without it.
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        for w in &self.0 {
+            if !w.left.get() {
+                w.hand_back();
+            }
+        }
+    }
+}
+
+/// A worker's own state: on its thread's stack for the thread's whole life, or, for worker 0 of
+/// a `use_current_thread` pool, in [`CALLER_WORKERS`] on the user's thread.
 pub(crate) struct WorkerThread {
     /// The owner end of this worker's deque: used by this thread only.
     deque: Worker<JobRef>,
     /// Says "no more pushes into `deque`" when this worker is gone, so that its CPU's list of
     /// deques can drop it once drained.
     _owner: Owner,
+    /// Worker 0 of a `use_current_thread` pool: the user's thread, not the pool's.
+    caller_owned: bool,
+    /// A caller-owned worker that left its pool (dropped or shut down on this thread).
+    left: Cell<bool>,
+    /// Jobs this thread is executing right now (nested). A caller-owned worker whose pool
+    /// terminated is only hidden from [`current`](Self::current) outside every job, so that a
+    /// job it is running still finds its worker.
+    depth: Cell<u32>,
     pub(crate) index: usize,
     /// This thread's seat (see `threads`): its sleep bed, and what latches wake.
     pub(crate) seat: usize,
@@ -58,9 +92,130 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn current() -> Option<&'static WorkerThread> {
         let ptr = CURRENT.with(Cell::get);
-        // SAFETY: `CURRENT` is set only by `run` for the lifetime of the `WorkerThread` on its
-        // stack and cleared before it is dropped; only this thread reads it.
-        unsafe { ptr.as_ref() }
+        // SAFETY: `CURRENT` is set by `run` for the lifetime of the `WorkerThread` on its stack
+        // and cleared before it is dropped, or by `register_caller` to a box that lives until
+        // the thread exits (whose destructor clears it); only this thread reads it.
+        let w = unsafe { ptr.as_ref() }?;
+        if w.caller_owned && w.caller_hidden() {
+            return None;
+        }
+        Some(w)
+    }
+
+    /// A caller-owned worker outside every job, whose pool is gone (it left, or the pool was
+    /// dropped on another thread): this thread is then no worker, and a `spawn` or `join` here
+    /// goes to the global pool instead of a deque no one pops.
+    #[cold]
+    fn caller_hidden(&self) -> bool {
+        self.depth.get() == 0
+            && (self.left.get() || self.registry.terminating.load(Ordering::Acquire))
+    }
+
+    /// The state of worker `index` in `seat`, not yet started.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        deque: Worker<JobRef>,
+        owner: Owner,
+        index: usize,
+        seat: usize,
+        registry: Arc<Registry>,
+        token: OwnerToken,
+        fault_id: usize,
+        caller_owned: bool,
+    ) -> Self {
+        let slot: *const CoreSlot = &*registry.slots[index];
+        WorkerThread {
+            own_stealer: deque.stealer(),
+            deque,
+            _owner: owner,
+            caller_owned,
+            left: Cell::new(false),
+            depth: Cell::new(0),
+            index,
+            seat,
+            registry,
+            slot,
+            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
+            token: Cell::new(token),
+            fenced: Cell::new(false),
+            fault_id,
+            watch_countdown: Cell::new(super::watch::WATCH_EVERY),
+        }
+    }
+
+    /// Runs the start handler, then starts the lease (this thread is `CURRENT` already).
+    fn start(&self) {
+        if let Some(h) = &self.registry.start_handler {
+            self.registry.call_handler(h, self.index);
+        }
+        self.begin_lease();
+    }
+
+    /// Makes the calling thread worker 0 of `registry` (`use_current_thread`), in `seat`:
+    /// runs the start handler here, then starts the lease. The thread then works for the pool
+    /// only inside pool calls; it leaves through [`leave_caller`](Self::leave_caller) or when it
+    /// exits.
+    pub(crate) fn register_caller(
+        deque: Worker<JobRef>,
+        owner: Owner,
+        seat: usize,
+        registry: Arc<Registry>,
+        token: OwnerToken,
+        fault_id: usize,
+    ) {
+        let worker = Box::new(WorkerThread::new(
+            deque, owner, 0, seat, registry, token, fault_id, true,
+        ));
+        let ptr: *const WorkerThread = &*worker;
+        CALLER_WORKERS.with(|c| c.borrow_mut().0.push(worker));
+        CURRENT.with(|c| c.set(ptr));
+        // SAFETY: the box just moved into `CALLER_WORKERS`, which frees it only at thread exit.
+        unsafe { &*ptr }.start();
+    }
+
+    /// If this thread is worker 0 of `registry` (`use_current_thread`) and not inside one of
+    /// its jobs, leaves the pool: with `drain`, first runs queued work until none is found
+    /// (the caller may be the pool's only worker); then queues what is left in its deque on
+    /// the injector, gives back its seat and runs the exit handler. Returns whether it left.
+    ///
+    /// Inside a job (the pool was dropped by a task running on this thread) it stays: the
+    /// frames below still use it. It is then hidden once they return (see `current`).
+    pub(crate) fn leave_caller(registry: &Arc<Registry>, drain: bool) -> bool {
+        let ptr = CURRENT.with(Cell::get);
+        // SAFETY: as in `current`.
+        let Some(w) = (unsafe { ptr.as_ref() }) else {
+            return false;
+        };
+        if !w.caller_owned || w.left.get() || w.depth.get() > 0 {
+            return false;
+        }
+        if !Arc::ptr_eq(&w.registry, registry) {
+            return false;
+        }
+        if drain {
+            w.wait_for(None, || true);
+        }
+        w.hand_back();
+        if let Some(h) = &w.registry.exit_handler {
+            w.registry.call_handler(h, 0);
+        }
+        true
+    }
+
+    /// A caller-owned worker gives its work and seat back: it is hidden from `current` from
+    /// now on, its queued tasks go to the injector (the other workers run them), its CPU reads
+    /// idle, and its seat is free. The box stays until the thread exits (see `CallerWorkers`).
+    fn hand_back(&self) {
+        self.left.set(true);
+        while let Some(job) = self.deque.pop() {
+            self.registry.inject(job);
+        }
+        let epoch = u64::from(self.token.get().epoch());
+        self.slot().idle.fetch_max(epoch + 1, Ordering::SeqCst);
+        self.slot()
+            .owner_seat
+            .store(super::threads::NO_SEAT, Ordering::Release);
+        self.registry.threads.release(self.seat);
     }
 
     /// The thread body of worker `index` in `seat`.
@@ -75,31 +230,14 @@ impl WorkerThread {
         token: OwnerToken,
         fault_id: usize,
     ) {
-        let slot: *const CoreSlot = &*registry.slots[index];
-        let worker = WorkerThread {
-            own_stealer: deque.stealer(),
-            deque,
-            _owner: owner,
-            index,
-            seat,
-            registry,
-            slot,
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
-            token: Cell::new(token),
-            fenced: Cell::new(false),
-            fault_id,
-            watch_countdown: Cell::new(super::watch::WATCH_EVERY),
-        };
+        let worker = WorkerThread::new(deque, owner, index, seat, registry, token, fault_id, false);
         CURRENT.with(|c| c.set(&worker));
-        let registry = &worker.registry;
-        if let Some(h) = &registry.start_handler {
-            registry.call_handler(h, index);
-        }
-        worker.begin_lease();
+        worker.start();
         worker.main_loop();
         // Off the pool before the exit handler: a task it spawns goes to the global pool rather
         // than into a deque no one will pop.
         CURRENT.with(|c| c.set(std::ptr::null()));
+        let registry = &worker.registry;
         if let Some(h) = &registry.exit_handler {
             registry.call_handler(h, index);
         }
@@ -303,8 +441,12 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {
         bump(&self.slot_stats().tasks_executed);
+        self.depth.set(self.depth.get() + 1);
         // SAFETY: the job came out of a queue exactly once, so we own its single start.
-        unsafe { job.execute() }
+        unsafe { job.execute() };
+        // Jobs catch their own panics, so this is reached (and if one ever unwound, a depth
+        // left high only keeps a caller-owned worker visible, never hides one in use).
+        self.depth.set(self.depth.get() - 1);
     }
 
     /// Counts a `join` half popped back and run inline.
