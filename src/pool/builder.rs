@@ -788,11 +788,7 @@ impl ThreadPoolBuilder {
                         source: std::io::Error::other("no free thread seat"),
                     });
                 };
-                let slot = &registry.slots[index];
-                let deque = Worker::new_lifo();
-                let owner = slot.generations.add(deque.stealer());
-                let token = slot.core.lease().owner_token();
-                slot.owner_seat.store(seat, std::sync::atomic::Ordering::Release);
+                let (deque, owner, token) = first_owner(&registry, index, seat);
                 caller = Some((seat, deque, owner, token));
                 continue;
             }
@@ -804,11 +800,7 @@ impl ThreadPoolBuilder {
                     source: std::io::Error::other("no free thread seat"),
                 });
             };
-            let slot = &registry.slots[index];
-            let deque = Worker::new_lifo();
-            let owner = slot.generations.add(deque.stealer());
-            let token = slot.core.lease().owner_token();
-            slot.owner_seat.store(seat, std::sync::atomic::Ordering::Release);
+            let (deque, owner, token) = first_owner(&registry, index, seat);
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
             if let Err(source) = start_worker(&registry, index, seat, deque, owner, token) {
@@ -862,4 +854,19 @@ fn make_names(
             None => Ok(format!("replicore-{index}")),
         })
         .collect()
+}
+
+/// Sets CPU slot `index` up for its first owner, in `seat`: a fresh deque in the slot's steal
+/// set (with the guard its owner holds) and the epoch-0 lease token.
+fn first_owner(
+    registry: &Registry,
+    index: usize,
+    seat: usize,
+) -> (Worker<super::job::JobRef>, super::generations::Owner, crate::replication::OwnerToken) {
+    let slot = &registry.slots[index];
+    let deque = Worker::new_lifo();
+    let owner = slot.generations.add(deque.stealer());
+    slot.owner_seat
+        .store(seat, std::sync::atomic::Ordering::Release);
+    (deque, owner, slot.core.lease().owner_token())
 }
