@@ -114,7 +114,7 @@ pub(crate) struct Registry {
     /// Tells the monitor thread to exit.
     pub(crate) monitor_stop: AtomicBool,
     /// For each slot, the slots whose replicas it holds: the leases its worker watches.
-    pub(crate) watched_by: Vec<Vec<usize>>,
+    pub(crate) watches: Vec<Vec<usize>>,
     /// Set by the monitor while an expired lease waits for a driver: every worker then checks
     /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
     /// its own cache line.
@@ -198,7 +198,7 @@ impl Registry {
         for &c in cpus.iter().rev() {
             os_cpu_node[topology.os_cpu(c)] = topology.node_index(topology.node_of(c)).unwrap_or(0);
         }
-        let watched_by = (0..n)
+        let watches = (0..n)
             .map(|h| {
                 (0..n)
                     .filter(|&i| slots[i].replica_holders.contains(&h))
@@ -207,7 +207,7 @@ impl Registry {
             .collect();
         Registry {
             fifo: super::fifo::FifoQueues::new(n),
-            watched_by,
+            watches,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
             sleep: Sleep::new(n + config.max_spare_threads),
             threads: Threads::new(n + config.max_spare_threads),

@@ -257,7 +257,7 @@ impl WorkerThread {
                 check(registry, i, now, driver, Duration::ZERO);
             }
         } else {
-            for &i in &registry.watched_by[self.index] {
+            for &i in &registry.watches[self.index] {
                 check(registry, i, now, driver, Duration::ZERO);
             }
         }
