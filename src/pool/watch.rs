@@ -14,7 +14,8 @@
 //! (sleeping, I/O, a lock, a page fault, or a fault-injected stall or crash, which park the
 //! thread). A thread that is running or waiting for a CPU (state `R`) is *busy*: a long
 //! computation, or an overloaded machine. It has lost no capacity and its queue is reachable by
-//! stealing, so it is left alone and counted in `PoolStats::busy_expiries`. A thread that is
+//! stealing, so it is left alone, counted in `PoolStats::busy_expiries`, and probed again a
+//! quarter lease later (not at every look). A thread that is
 //! blocked now but was mostly on its CPU is measured again before anything is decided. The
 //! measurement starts once the lease has been silent for half a lease, so the verdict comes at
 //! the full lease, as before. Where the OS gives no view of the thread (off Linux, or no thread
@@ -52,6 +53,9 @@ struct Judge {
     sample: Option<CpuSample>,
     /// This silence was already counted as busy.
     busy_counted: bool,
+    /// After a busy verdict, the owner is not probed again before this: a long computation is
+    /// checked every quarter lease, not at every look (each probe reads a `/proc` file).
+    recheck_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -94,6 +98,7 @@ impl Watch {
                 observer: LeaseObserver::new(now),
                 sample: None,
                 busy_counted: false,
+                recheck_at: None,
             }),
             capped: AtomicU64::new(0),
         }
@@ -111,6 +116,7 @@ impl Judge {
     fn reset(&mut self) {
         self.sample = None;
         self.busy_counted = false;
+        self.recheck_at = None;
     }
 
     /// How the owner of `epoch` has spent the silence so far, from the OS's view of its thread.
@@ -200,9 +206,13 @@ pub(crate) fn check(
         if judge.observer.observe(lease, now, lease_len) == LeaseState::Alive {
             return Verdict::Fine;
         }
+        if judge.recheck_at.is_some_and(|t| now < t) {
+            return Verdict::Silent;
+        }
         match judge.activity(slot, epoch, now, lease_len) {
             Activity::Blocked => {}
             Activity::Busy => {
+                judge.recheck_at = Some(now + lease_len / 4);
                 if !judge.busy_counted {
                     judge.busy_counted = true;
                     registry
