@@ -273,3 +273,62 @@ fn the_caller_slot_is_never_taken_over() {
         pool.shutdown();
     });
 }
+
+/// The caller is the only replica holder of worker 1's CPU on a 2-thread pool, and it never
+/// watches (it runs no scheduling loop outside pool calls). Worker 1 blocks with tasks queued
+/// behind it: the monitor drives the takeover itself (it does not count the caller as a watcher
+/// that will get there first, and would in any case drive after one tick of grace), so the queued
+/// tasks run while worker 1 is still blocked.
+#[test]
+fn a_worker_whose_only_watcher_is_the_caller_is_still_taken_over() {
+    within(
+        LIMIT,
+        "takeover with the caller as the only watcher",
+        || {
+            let pool = ThreadPool::builder()
+                .num_threads(2)
+                .lease(Duration::from_millis(5))
+                .use_current_thread()
+                .build()
+                .unwrap();
+            const QUEUED: usize = 16;
+            let ran = Arc::new(AtomicUsize::new(0));
+            let blocker_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let ran_while_blocked = Arc::new(AtomicUsize::new(0));
+            {
+                let (ran, done, early) =
+                    (ran.clone(), blocker_done.clone(), ran_while_blocked.clone());
+                // From the caller, a spawn lands on its own deque: worker 1 steals the blocker.
+                pool.spawn(move || {
+                    for _ in 0..QUEUED {
+                        let (ran, done, early) = (ran.clone(), done.clone(), early.clone());
+                        // Worker 1's own deque: behind the blocking task.
+                        replicore::spawn(move || {
+                            if !done.load(Ordering::SeqCst) {
+                                early.fetch_add(1, Ordering::SeqCst);
+                            }
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                    done.store(true, Ordering::SeqCst);
+                });
+            }
+            // The caller stays outside the pool while it waits.
+            wait_until(
+                Duration::from_secs(30),
+                "the queued tasks ran",
+                || ran.load(Ordering::SeqCst) == QUEUED,
+                || format!("{:?}", pool.stats()),
+            );
+            let stats = pool.stats();
+            assert!(stats.takeovers >= 1, "{stats:?}");
+            assert_eq!(
+                ran_while_blocked.load(Ordering::SeqCst),
+                QUEUED,
+                "every queued task ran while its worker was blocked; {stats:?}"
+            );
+            pool.shutdown();
+        },
+    );
+}
