@@ -102,8 +102,12 @@ impl Generations {
         Owner(gone)
     }
 
-    /// Drops the deques whose owner is gone and which are empty.
+    /// Drops the deques whose owner is gone and which are empty. Called on every monitor tick,
+    /// so the common case (nothing to drop) takes no lock and allocates nothing.
     pub(crate) fn prune(&self) {
+        if !self.load(&epoch::pin()).iter().any(drained) {
+            return;
+        }
         self.rewrite(|old| {
             let list = live(old);
             (list.len() < old.len()).then_some(list)
@@ -126,11 +130,16 @@ impl Generations {
     }
 }
 
+/// Whether `g`'s owner is gone and its deque empty. `gone` is read first: once it is set no push
+/// can follow, so an empty deque stays empty.
+fn drained(g: &Generation) -> bool {
+    g.gone.load(Ordering::Acquire) && g.stealer.is_empty()
+}
+
 /// The entries of `list` still worth scanning: owner present, or work left.
 fn live(list: &[Generation]) -> Vec<Generation> {
     list.iter()
-        // `gone` is read first: once it is set no push can follow, so an empty deque stays empty.
-        .filter(|g| !(g.gone.load(Ordering::Acquire) && g.stealer.is_empty()))
+        .filter(|g| !drained(g))
         .map(|g| Generation {
             stealer: g.stealer.clone(),
             gone: Arc::clone(&g.gone),
