@@ -645,3 +645,26 @@ fn many_queued_scopes_do_not_overflow_the_stack() {
          a SIGABRT here is the stack overflow. Its stderr ends with:\n{tail}"
     );
 }
+
+/// A broadcast spawned just before `shutdown()` sits in each worker's inbox, which only that
+/// worker may run: a worker that searched its queues just before the broadcast and then saw
+/// the shutdown must look once more before it exits. Many rounds, because the window is short.
+#[test]
+fn shutdown_runs_a_spawn_broadcast_queued_just_before() {
+    within(WATCHDOG, "spawn_broadcast then shutdown", || {
+        for round in 0..500 {
+            let pool = two_cpus().build().unwrap();
+            let calls = Arc::new(AtomicUsize::new(0));
+            let c = calls.clone();
+            pool.spawn_broadcast(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+            pool.shutdown();
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                2,
+                "round {round}: a broadcast call was lost at shutdown"
+            );
+        }
+    });
+}

@@ -542,6 +542,10 @@ impl WorkerThread {
                 continue;
             }
             if done() {
+                if latch.is_none() && self.last_look() {
+                    idle_rounds = 0;
+                    continue;
+                }
                 return;
             }
             if idle_rounds < SPIN_ROUNDS {
@@ -557,6 +561,10 @@ impl WorkerThread {
                 continue;
             }
             if done() {
+                if latch.is_none() && self.last_look() {
+                    idle_rounds = 0;
+                    continue;
+                }
                 return;
             }
             bump(&self.slot_stats().parks);
@@ -564,6 +572,21 @@ impl WorkerThread {
                 bump(&self.slot_stats().unparks);
             }
             idle_rounds = 0;
+        }
+    }
+
+    /// The main loop's last search before it exits: runs one job if it finds one. Its earlier
+    /// search came before it read `terminating`, so a task pushed just before `terminate` (a
+    /// `spawn_broadcast` job in this worker's inbox, say, which only it may run) could have been
+    /// missed; a search made after reading `terminating` sees every push that preceded it.
+    #[cold]
+    fn last_look(&self) -> bool {
+        match self.find_work() {
+            Some(job) => {
+                self.execute(job);
+                true
+            }
+            None => false,
         }
     }
 
