@@ -13,14 +13,19 @@ use replicore::{BuildError, ThreadPool};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// A pool of `threads` workers whose worker 0 is the calling thread.
+fn caller_pool(threads: usize) -> ThreadPool {
+    ThreadPool::builder()
+        .num_threads(threads)
+        .use_current_thread()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn caller_is_worker_zero_and_install_runs_here() {
     within(LIMIT, "caller is worker 0", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         assert_eq!(replicore::current_thread_index(), Some(0));
         assert_eq!(pool.current_thread_index(), Some(0));
         let here = std::thread::current().id();
@@ -39,11 +44,7 @@ fn caller_is_worker_zero_and_install_runs_here() {
 #[test]
 fn join_and_scope_work_from_the_caller() {
     within(LIMIT, "join and scope", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         fn fib(n: u32) -> u64 {
             if n < 2 {
                 return n as u64;
@@ -67,11 +68,7 @@ fn join_and_scope_work_from_the_caller() {
 #[test]
 fn queued_spawns_are_stolen_while_the_caller_is_outside() {
     within(LIMIT, "spawns stolen", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         let ran = Arc::new(AtomicUsize::new(0));
         let off_caller = Arc::new(AtomicUsize::new(0));
         const N: usize = 100;
@@ -100,11 +97,7 @@ fn queued_spawns_are_stolen_while_the_caller_is_outside() {
 #[test]
 fn a_thread_already_in_a_pool_gets_the_typed_error() {
     within(LIMIT, "already a worker", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         let err = ThreadPool::builder()
             .use_current_thread()
             .build()
@@ -162,11 +155,7 @@ fn start_and_exit_handlers_run_for_index_zero_on_the_caller() {
 #[test]
 fn drop_on_the_caller_then_spawn_goes_to_the_global_pool() {
     within(LIMIT, "spawn after drop", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         let (tx, rx) = std::sync::mpsc::channel();
         let t = tx.clone();
         pool.spawn(move || t.send("queued before drop").unwrap());
@@ -185,11 +174,7 @@ fn drop_on_the_caller_then_spawn_goes_to_the_global_pool() {
 #[test]
 fn drop_on_another_thread_then_spawn_here_still_runs() {
     within(LIMIT, "spawn after a drop elsewhere", || {
-        let pool = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(2);
         std::thread::spawn(move || drop(pool)).join().unwrap();
         // The pool terminated: this thread is no longer its worker, and a spawn here must not
         // land in worker 0's deque, which no one pops any more.
@@ -198,11 +183,7 @@ fn drop_on_another_thread_then_spawn_here_still_runs() {
         replicore::spawn(move || tx.send(1).unwrap());
         assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), 1);
         // And the thread may build a new use_current_thread pool.
-        let again = ThreadPool::builder()
-            .num_threads(2)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let again = caller_pool(2);
         assert_eq!(again.install(|| 6 * 7), 42);
     });
 }
@@ -211,11 +192,7 @@ fn drop_on_another_thread_then_spawn_here_still_runs() {
 fn shutdown_on_the_caller_waits_for_queued_work() {
     within(LIMIT, "shutdown waits", || {
         for threads in [1, 2] {
-            let pool = ThreadPool::builder()
-                .num_threads(threads)
-                .use_current_thread()
-                .build()
-                .unwrap();
+            let pool = caller_pool(threads);
             let n = Arc::new(AtomicUsize::new(0));
             for _ in 0..200 {
                 let n = n.clone();
@@ -234,11 +211,7 @@ fn shutdown_on_the_caller_waits_for_queued_work() {
 #[test]
 fn one_thread_pool_drop_on_the_caller_runs_the_queued_work() {
     within(LIMIT, "drop of a one-worker pool", || {
-        let pool = ThreadPool::builder()
-            .num_threads(1)
-            .use_current_thread()
-            .build()
-            .unwrap();
+        let pool = caller_pool(1);
         let n = Arc::new(AtomicUsize::new(0));
         for _ in 0..50 {
             let n = n.clone();
