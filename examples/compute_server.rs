@@ -127,22 +127,22 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     report(&latencies, wall);
     let st = pool.stats();
     println!("\npool stats:");
-    println!("  {} tasks executed", st.tasks_executed);
+    println!("  {} tasks executed", st.scheduler.tasks_executed);
     println!(
         "  {} taken from a node injector, where tasks submitted from outside the pool land",
-        st.injector_pops
+        st.scheduler.injector_pops
     );
     println!(
         "  {} popped from a worker's own deque (mostly join halves of the sorts)",
-        st.local_pops
+        st.scheduler.local_pops
     );
     println!(
         "  {} stolen on the same node, {} steal batches from other nodes",
-        st.steals_same_node, st.steals_remote_node
+        st.scheduler.steals_same_node, st.scheduler.steals_remote_node
     );
     println!(
         "  workers parked {} times and were woken {} times",
-        st.parks, st.unparks
+        st.scheduler.parks, st.scheduler.unparks
     );
     Ok(())
 }

@@ -48,6 +48,9 @@ fn main() {
         100.0 * cpu / wall
     );
     let s = pool.stats();
-    println!("parks: {}, unparks: {}", s.parks, s.unparks);
+    println!(
+        "parks: {}, unparks: {}",
+        s.scheduler.parks, s.scheduler.unparks
+    );
     pool.shutdown();
 }

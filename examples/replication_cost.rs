@@ -83,6 +83,6 @@ fn main() {
     report("fib(25):         ", f);
     println!(
         "r=1 replicas: {} syncs found a gap (fell more than the log's 1024 ops behind); largest lag {} ops",
-        replicated.replica_gaps, replicated.replica_lag_max
+        replicated.recovery.replica_gaps, replicated.recovery.replica_lag_max
     );
 }

@@ -86,22 +86,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          for the same CPU (pinned to it on a detected topology) with a fresh deque. Each task starts only through a single \
          atomic claim, so copies left in the old deque are skipped, never run twice.",
         blocker_cpu.load(Ordering::SeqCst),
-        s.tasks_recovered_from_replica
+        s.recovery.tasks_recovered_from_replica
     );
     println!();
     println!("Stats:");
-    println!("  leases expired            {}", s.lease_expiries);
-    println!("  takeovers                 {}", s.takeovers);
+    println!("  leases expired            {}", s.recovery.lease_expiries);
+    println!("  takeovers                 {}", s.recovery.takeovers);
     println!(
         "  tasks from a replica      {}",
-        s.tasks_recovered_from_replica
+        s.recovery.tasks_recovered_from_replica
     );
-    println!("  replacement threads       {}", s.replacement_threads);
-    println!("  fenced owner actions      {}", s.fenced_rejections);
-    println!("  largest replica lag       {} ops", s.replica_lag_max);
+    println!(
+        "  replacement threads       {}",
+        s.recovery.replacement_threads
+    );
+    println!(
+        "  fenced owner actions      {}",
+        s.recovery.fenced_rejections
+    );
+    println!(
+        "  largest replica lag       {} ops",
+        s.recovery.replica_lag_max
+    );
     println!(
         "  stalls at the spare cap   {}",
-        s.takeovers_without_replacement
+        s.recovery.takeovers_without_replacement
     );
     println!(
         "(The spinning task's CPU was taken over too: it also reached no scheduling point for a \

@@ -74,13 +74,13 @@ fn main() {
     println!(
         "pool stats: {} tasks, {} local pops, {} steals ({} from another node), {} parks, {} takeovers, \
          {} leases silent while computing (busy, not taken over)",
-        stats.tasks_executed,
-        stats.local_pops,
-        stats.steals_same_node + stats.steals_remote_node,
-        stats.steals_remote_node,
-        stats.parks,
-        stats.takeovers,
-        stats.busy_expiries
+        stats.scheduler.tasks_executed,
+        stats.scheduler.local_pops,
+        stats.scheduler.steals_same_node + stats.scheduler.steals_remote_node,
+        stats.scheduler.steals_remote_node,
+        stats.scheduler.parks,
+        stats.recovery.takeovers,
+        stats.recovery.busy_expiries
     );
     pool.shutdown();
 
@@ -241,11 +241,11 @@ fn takeover_demo(topo: &Topology) {
     );
     println!(
         "pool stats: {} lease expiries, {} takeovers, {} tasks recovered from a replica, {} replacement threads, {} fenced actions refused",
-        stats.lease_expiries,
-        stats.takeovers,
-        stats.tasks_recovered_from_replica,
-        stats.replacement_threads,
-        stats.fenced_rejections
+        stats.recovery.lease_expiries,
+        stats.recovery.takeovers,
+        stats.recovery.tasks_recovered_from_replica,
+        stats.recovery.replacement_threads,
+        stats.recovery.fenced_rejections
     );
     if twice > 0 || once != QUEUED_BEHIND_BLOCKER {
         eprintln!("error: a queued task was lost or ran twice");

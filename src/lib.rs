@@ -99,22 +99,26 @@ pub mod fault;
 
 pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 
+pub use replication::RecoveryStats;
+
 #[cfg(not(loom))]
 pub use pool::{
     BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, FnContext,
-    MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, NUM_THREADS_ENV, PoolStats, Scope, ScopeFifo,
-    ThreadBuilder, ThreadPool, ThreadPoolBuilder, Yield, broadcast, current_num_threads,
-    current_thread_has_pending_tasks, current_thread_index, in_place_scope, in_place_scope_fifo,
-    join, join_context, max_num_threads, scope, scope_fifo, spawn, spawn_broadcast, spawn_fifo,
-    yield_local, yield_now,
+    MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, NUM_THREADS_ENV, PoolStats, SchedulerStats,
+    Scope, ScopeFifo, ThreadBuilder, ThreadPool, ThreadPoolBuilder, Yield, broadcast,
+    current_num_threads, current_thread_has_pending_tasks, current_thread_index, in_place_scope,
+    in_place_scope_fifo, join, join_context, max_num_threads, scope, scope_fifo, spawn,
+    spawn_broadcast, spawn_fifo, yield_local, yield_now,
 };
 
 /// The one door to protocol internals: what the `loom-tests` workspace member model-checks and
 /// what the protocol's own doc examples use. Not part of the public API; no stability promise.
 #[doc(hidden)]
 pub mod __protocol {
-    pub use crate::pool::job::{HeapJob, Job, JobRef, JobResult, Latch, SharedJob, StackJob};
-    pub use crate::pool::sleep::{CoreLatch, Sleep, Slept};
+    pub use crate::pool::job::{
+        Handle, HeapJob, Job, JobRef, JobResult, Latch, LoggedTask, SharedJob, StackJob, Starter,
+    };
+    pub use crate::pool::sleep::{Sleep, SleepLatch, Slept};
     pub use crate::replication::*;
     pub use crate::sync::ShimMutex as Mutex;
 }

@@ -1,4 +1,4 @@
-//! Issue 10: the global pool survives 1,000 `join`s whose first half blocks for 30 ms. Before the
+//! The global pool survives 1,000 `join`s whose first half blocks for 30 ms. Before the
 //! fix it hung for good after about 32 calls: each call cost a takeover, and every takeover used
 //! up one of a CPU's deque generations.
 //!

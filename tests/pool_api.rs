@@ -32,7 +32,7 @@ fn join_computes_fib() {
     let p = pool(2);
     assert_eq!(p.install(|| fib(22)), 17711);
     assert_eq!(p.join(|| fib(10), || fib(11)), (55, 89));
-    assert!(p.stats().tasks_executed > 1000);
+    assert!(p.stats().scheduler.tasks_executed > 1000);
 }
 
 #[test]
@@ -311,13 +311,16 @@ fn synthetic_two_node_pool_steals_across_nodes() {
     assert_eq!(p.broadcast(|c| c.index()), vec![0, 1]);
     for _ in 0..2000 {
         p.install(|| fib(20));
-        if p.stats().steals_remote_node > 0 {
+        if p.stats().scheduler.steals_remote_node > 0 {
             break;
         }
     }
     let s = p.stats();
-    assert!(s.steals_remote_node > 0, "{s:?}");
-    assert_eq!(s.steals_same_node, 0, "each node has one worker: {s:?}");
+    assert!(s.scheduler.steals_remote_node > 0, "{s:?}");
+    assert_eq!(
+        s.scheduler.steals_same_node, 0,
+        "each node has one worker: {s:?}"
+    );
 }
 
 #[test]
@@ -340,7 +343,7 @@ fn idle_pool_parks_its_workers_and_still_takes_work() {
     let mut parked = false;
     for _ in 0..500 {
         std::thread::sleep(std::time::Duration::from_millis(10));
-        if p.stats().parks >= 2 {
+        if p.stats().scheduler.parks >= 2 {
             parked = true;
             break;
         }

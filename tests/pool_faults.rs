@@ -65,7 +65,7 @@ fn split_brain_stalled_owner_resumes_after_takeover() {
     wait_until(
         Duration::from_secs(20),
         "stalled workers never resumed",
-        || pool.stats().fenced_rejections >= 2,
+        || pool.stats().recovery.fenced_rejections >= 2,
     );
     assert_eq!(plan.counts().stalls, 2);
     let stats = pool.stats();
@@ -74,8 +74,8 @@ fn split_brain_stalled_owner_resumes_after_takeover() {
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.load(Ordering::SeqCst), 1, "task {i}; {stats:?}");
     }
-    assert!(stats.takeovers >= 1, "{stats:?}");
-    assert!(stats.replacement_threads >= 1, "{stats:?}");
+    assert!(stats.recovery.takeovers >= 1, "{stats:?}");
+    assert!(stats.recovery.replacement_threads >= 1, "{stats:?}");
 }
 
 /// The lease of the stress seeds: short, so that many random stalls outlast it.
@@ -283,7 +283,7 @@ fn finish(
     if (plan.counts().crashes > 0 || expect_takeover) && pool.max_spare_threads() > 0 {
         // A crashed worker never renews: its lease must expire and its CPU be taken over.
         wait_until(Duration::from_secs(20), "crash never taken over", || {
-            pool.stats().takeovers > 0
+            pool.stats().recovery.takeovers > 0
         });
     }
     let stats = pool.stats();
@@ -301,7 +301,7 @@ fn finish(
         lost <= usize::from(claimed_then_crashed),
         "seed {seed}: {lost} accepted tasks lost; {stats:?}"
     );
-    (plan.counts().crashes, stats.takeovers)
+    (plan.counts().crashes, stats.recovery.takeovers)
 }
 
 /// Runs every config over `seeds` seeds of `tasks` tasks; returns the takeovers summed over all

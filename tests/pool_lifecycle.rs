@@ -1,4 +1,4 @@
-//! Issue 10 ("Takeover that lasts"): capacity while workers block, shutdown and drop with fenced
+//! Pool lifecycle under takeover: capacity while workers block, shutdown and drop with fenced
 //! workers, handlers, waiting threads that stop at their latch, and deep scope nesting.
 //!
 //! Every wait has a watchdog: a hang fails the test (the process exits 101 with a message)
@@ -182,7 +182,7 @@ fn fenced_task_after_shutdown_began(after: AfterFence, round: usize) {
         wait_until(
             PATIENCE,
             "the blocked worker was taken over",
-            || pool.stats().takeovers >= 1,
+            || pool.stats().recovery.takeovers >= 1,
             || format!("{:?}", pool.stats()),
         );
         shutdown_begun.store(true, Ordering::SeqCst);
@@ -349,7 +349,7 @@ fn start_handler_slower_than_the_lease() {
             "the start handler ran more than once per worker; {stats:?}"
         );
         assert_eq!(
-            stats.takeovers, 0,
+            stats.recovery.takeovers, 0,
             "a worker still in its start handler was taken over; {stats:?}"
         );
     });

@@ -84,5 +84,5 @@ fn four_node_synthetic_pool_runs_everything_once() {
     let stats = pool.stats();
     pool.shutdown();
     assert_eq!(count.load(Ordering::Relaxed), 20_000);
-    assert!(stats.tasks_executed >= 20_000, "{stats:?}");
+    assert!(stats.scheduler.tasks_executed >= 20_000, "{stats:?}");
 }

@@ -77,11 +77,14 @@ fn blocking_task_does_not_strand_its_queue(replication: usize) {
         QUEUED,
         "every queued task ran while its CPU's worker was still blocked; stats: {stats:?}"
     );
-    assert!(stats.takeovers >= 1, "{stats:?}");
-    assert!(stats.lease_expiries >= stats.takeovers, "{stats:?}");
+    assert!(stats.recovery.takeovers >= 1, "{stats:?}");
+    assert!(
+        stats.recovery.lease_expiries >= stats.recovery.takeovers,
+        "{stats:?}"
+    );
     // Which CPU is taken over first is timing: the hog's replacement may steal the queued
     // tasks before the sleeper's CPU is taken over, so `tasks_recovered_from_replica` may be 0.
-    assert!(stats.replacement_threads >= 1, "{stats:?}");
+    assert!(stats.recovery.replacement_threads >= 1, "{stats:?}");
 }
 
 #[test]
@@ -139,11 +142,14 @@ fn spare_thread_cap_is_visible() {
         .expect("watchdog: the queued task never ran");
     let stats = pool.stats();
     assert_eq!(
-        (stats.takeovers, stats.replacement_threads),
+        (stats.recovery.takeovers, stats.recovery.replacement_threads),
         (0, 0),
         "{stats:?}"
     );
-    assert!(stats.takeovers_without_replacement >= 1, "{stats:?}");
+    assert!(
+        stats.recovery.takeovers_without_replacement >= 1,
+        "{stats:?}"
+    );
 }
 
 /// `join(A, B)` where A blocks for ten leases while the other worker is busy: B, queued behind
@@ -200,7 +206,7 @@ fn blocked_joiner_gets_its_join_back() {
         a_thread, b_thread,
         "B ran elsewhere while A blocked; {stats:?}"
     );
-    assert!(stats.takeovers >= 1, "{stats:?}");
+    assert!(stats.recovery.takeovers >= 1, "{stats:?}");
 }
 
 /// A burst of pushes far beyond the log's capacity (1024) overruns the replica between two
@@ -263,8 +269,8 @@ fn burst_past_log_capacity_counts_a_gap_and_nothing_is_lost() {
     for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.load(Ordering::SeqCst), 1, "task {i}; {stats:?}");
     }
-    assert!(stats.replica_gaps >= 1, "{stats:?}");
-    assert!(stats.takeovers >= 1, "{stats:?}");
+    assert!(stats.recovery.replica_gaps >= 1, "{stats:?}");
+    assert!(stats.recovery.takeovers >= 1, "{stats:?}");
 }
 
 /// A task that blocks (sleeps) for longer than the lease is taken over; it keeps running on its
@@ -288,7 +294,7 @@ fn fenced_worker_joins_stay_parallel() {
         // join shows it was fenced: it redirected B.
         loop {
             std::thread::sleep(lease * 4);
-            let redirected_before = pool.stats().fenced_rejections;
+            let redirected_before = pool.stats().recovery.fenced_rejections;
             let b_started = AtomicBool::new(false);
             let (a_saw_b, b_thread) = replicore::join(
                 || {
@@ -310,7 +316,7 @@ fn fenced_worker_joins_stay_parallel() {
             // B ran on the replacement or the other worker: a thread named by the builder.
             let b_thread = b_thread.expect("workers are named");
             assert!(b_thread.starts_with("calc-"), "{b_thread}");
-            if pool.stats().fenced_rejections > redirected_before {
+            if pool.stats().recovery.fenced_rejections > redirected_before {
                 return true;
             }
             if watchdog.elapsed() > Duration::from_secs(20) {
@@ -320,5 +326,5 @@ fn fenced_worker_joins_stay_parallel() {
     });
     let stats = pool.stats();
     assert!(fenced_joins, "this worker was never fenced: {stats:?}");
-    assert!(stats.takeovers >= 1, "{stats:?}");
+    assert!(stats.recovery.takeovers >= 1, "{stats:?}");
 }

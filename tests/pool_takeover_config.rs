@@ -71,5 +71,8 @@ fn defaults() {
     assert_eq!(pool.replication_factor(), 1);
     assert_eq!(pool.max_spare_threads(), 2);
     let s = pool.stats();
-    assert_eq!((s.takeovers, s.replacement_threads), (0, 0));
+    assert_eq!(
+        (s.recovery.takeovers, s.recovery.replacement_threads),
+        (0, 0)
+    );
 }

@@ -667,7 +667,7 @@ fn fifo_tasks_of_a_blocked_worker_are_taken_over() {
             QUEUED,
             "all ran while blocked; {stats:?}"
         );
-        assert!(stats.takeovers >= 1, "{stats:?}");
+        assert!(stats.recovery.takeovers >= 1, "{stats:?}");
         // Each thread that ran some of them (replacements, thieves) saw them in spawn order.
         let order = order.lock().unwrap().clone();
         for (thread, _) in &order {
@@ -714,6 +714,6 @@ fn broadcast_completes_through_the_replacement_of_a_blocked_worker() {
         release.store(true, Ordering::SeqCst);
         assert_eq!(got, [0, 1]);
         assert!(still_blocked);
-        assert!(p.stats().takeovers >= 1, "{:?}", p.stats());
+        assert!(p.stats().recovery.takeovers >= 1, "{:?}", p.stats());
     });
 }

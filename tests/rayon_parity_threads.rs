@@ -150,7 +150,7 @@ fn replacement_workers_go_through_the_spawn_handler() {
             calls.load(Ordering::SeqCst) >= 3
         });
         release.store(true, Ordering::SeqCst);
-        assert!(pool.stats().takeovers >= 1, "{:?}", pool.stats());
+        assert!(pool.stats().recovery.takeovers >= 1, "{:?}", pool.stats());
         assert_eq!(pool.install(|| 1 + 1), 2);
         pool.shutdown();
     });

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
 use replicore::__protocol::{
-    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Mutex, Outcome, Recorder, Replica,
+    Claim, CpuState, Fenced, LeaseObserver, LeaseState, Mutex, Outcome, Recorder, Replica,
     ReplicationStats, Start, Takeover, take_over,
 };
 
@@ -25,7 +25,7 @@ impl AsRef<Claim> for Task {
 #[test]
 fn stalled_owner_resumes_after_takeover_and_is_fenced() {
     let stats = Arc::new(ReplicationStats::default());
-    let core: CoreState<Arc<Task>> = CoreState::new(0, 64, stats.clone());
+    let core: CpuState<Arc<Task>> = CpuState::new(0, 64, stats.clone());
     let mut me = core.lease().owner_token();
     let deque = Worker::new_lifo();
     let stealer = deque.stealer();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Worker;
 use replicore::__protocol::{
-    Claim, CoreState, Fenced, LeaseObserver, LeaseState, Mutex as ShimMutex,
+    Claim, CpuState, Fenced, LeaseObserver, LeaseState, Mutex as ShimMutex,
     Outcome as TakeoverOutcome, Recorder, Replica, ReplicationStats, Start, Takeover, take_over,
 };
 use replicore::fault::{FaultPoint, point};
@@ -56,7 +56,7 @@ struct Outcome {
 
 fn scenario(seed: u64, n: usize, plan: Option<replicore_plan::Plan>) -> Outcome {
     let stats = Arc::new(ReplicationStats::default());
-    let core: Arc<CoreState<H>> = Arc::new(CoreState::new(0, 16, stats.clone()));
+    let core: Arc<CpuState<H>> = Arc::new(CpuState::new(0, 16, stats.clone()));
     let all: Arc<Mutex<Vec<H>>> = Arc::default();
     let injector: Arc<Mutex<Vec<H>>> = Arc::default();
     let owner_done = Arc::new(AtomicBool::new(false));

@@ -1,4 +1,4 @@
-//! Issue 10's soak test: a pool on default settings survives thousands of blocking tasks, takes
+//! The soak test: a pool on default settings survives thousands of blocking tasks, takes
 //! over only blocked workers, stays within its thread bound, and loses or repeats nothing.
 //!
 //! One test in this file, because it counts the OS threads of the whole process.
@@ -17,7 +17,7 @@ use replicore::{PoolStats, ThreadPool};
 
 /// The one place this file reads the new counter.
 fn busy_expiries(s: &PoolStats) -> u64 {
-    s.busy_expiries
+    s.recovery.busy_expiries
 }
 
 /// Tasks of the mixed phase: `OUTSIDE` spawned with `ThreadPool::spawn`, of which every
@@ -206,10 +206,10 @@ fn soak_blocking_and_computing_tasks_on_default_settings() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let after = pool.stats();
-    if after.takeovers != before.takeovers {
+    if after.recovery.takeovers != before.recovery.takeovers {
         failures.push(format!(
             "computing tasks caused {} takeovers (busy workers must not be taken over); {after:?}",
-            after.takeovers - before.takeovers
+            after.recovery.takeovers - before.recovery.takeovers
         ));
     }
     if busy_expiries(&after) <= busy_expiries(&before) {
@@ -280,10 +280,10 @@ fn soak_blocking_and_computing_tasks_on_default_settings() {
          takeovers_without_replacement {}; max OS threads {max_threads} (bound {bound:?}: \
          baseline {baseline:?} + {n} workers + {spares} spares + 1 monitor; {samples} samples); \
          mixed phase {mixed_elapsed:?}, total {:?}",
-        stats.takeovers,
+        stats.recovery.takeovers,
         busy_expiries(&stats),
-        stats.replacement_threads,
-        stats.takeovers_without_replacement,
+        stats.recovery.replacement_threads,
+        stats.recovery.takeovers_without_replacement,
         t_start.elapsed()
     );
 
@@ -306,9 +306,9 @@ fn soak_blocking_and_computing_tasks_on_default_settings() {
         );
     }
     assert!(
-        stats.takeovers >= 500,
+        stats.recovery.takeovers >= 500,
         "only {} takeovers for {blocking} blocking tasks; {stats:?}",
-        stats.takeovers
+        stats.recovery.takeovers
     );
     assert!(failures.is_empty(), "compute-only phase: {failures:?}");
 }

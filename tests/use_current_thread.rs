@@ -240,7 +240,7 @@ fn the_caller_slot_is_never_taken_over() {
         // Outside every pool call for 20 leases: a worker thread this quiet would be taken over.
         std::thread::sleep(Duration::from_millis(100));
         let stats = pool.stats();
-        assert_eq!(stats.takeovers, 0, "{stats:?}");
+        assert_eq!(stats.recovery.takeovers, 0, "{stats:?}");
         assert_eq!(replicore::current_thread_index(), Some(0));
         assert_eq!(pool.join(|| 1, || 2), (1, 2));
         pool.shutdown();
@@ -295,7 +295,7 @@ fn a_worker_whose_only_watcher_is_the_caller_is_still_taken_over() {
                 || format!("{:?}", pool.stats()),
             );
             let stats = pool.stats();
-            assert!(stats.takeovers >= 1, "{stats:?}");
+            assert!(stats.recovery.takeovers >= 1, "{stats:?}");
             assert_eq!(
                 ran_while_blocked.load(Ordering::SeqCst),
                 QUEUED,

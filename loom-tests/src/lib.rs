@@ -19,12 +19,12 @@ pub fn model(preemption_bound: usize, f: impl Fn() + Sync + Send + 'static) {
 pub type Task = loom::sync::Arc<replicore::__protocol::Claim>;
 
 /// Runs the pool's takeover sequence (`replicore::__protocol::take_over`, the code
-/// `src/pool/takeover.rs` runs) on `core`, judged expired at `epoch`, as driver `successor`,
+/// `src/pool/recovery/takeover.rs` runs) on `core`, judged expired at `epoch`, as driver `successor`,
 /// with `replicas` and recording hooks that have one room. Returns how it ended and what it
 /// handed on.
 #[cfg(loom)]
 pub fn drive(
-    core: &replicore::__protocol::CoreState<Task>,
+    core: &replicore::__protocol::CpuState<Task>,
     replicas: &[replicore::__protocol::Mutex<replicore::__protocol::Replica<Task>>],
     epoch: u32,
     successor: u32,
@@ -44,7 +44,7 @@ pub fn drive(
 /// [`drive`] with the caller's hooks.
 #[cfg(loom)]
 pub fn drive_with<R: replicore::__protocol::Recovery<Task>>(
-    core: &replicore::__protocol::CoreState<Task>,
+    core: &replicore::__protocol::CpuState<Task>,
     replicas: &[replicore::__protocol::Mutex<replicore::__protocol::Replica<Task>>],
     epoch: u32,
     successor: u32,

@@ -10,11 +10,11 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__protocol::{Claim, CoreLatch, HeapJob, JobRef, Latch, StackJob};
+use replicore::__protocol::{Claim, HeapJob, JobRef, Latch, SleepLatch, StackJob};
 
 /// The join latch without a registry: the waiter here spins instead of parking (the parking path
 /// is `sleep.rs`'s model).
-struct ProbeLatch(CoreLatch);
+struct ProbeLatch(SleepLatch);
 
 impl Latch for ProbeLatch {
     unsafe fn set(this: *const Self) {
@@ -44,7 +44,7 @@ fn stack_job_runs_once_whether_popped_back_or_stolen() {
                 r.fetch_add(1, Ordering::Relaxed);
                 42usize
             },
-            ProbeLatch(CoreLatch::new()),
+            ProbeLatch(SleepLatch::new()),
         );
         // SAFETY: `job` outlives the handle: the owner below waits for the latch or runs it.
         let slot = Arc::new(Slot {

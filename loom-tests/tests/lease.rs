@@ -1,4 +1,4 @@
-//! Lease renewal racing expiry and the pool's takeover sequence, on the real `CoreState` /
+//! Lease renewal racing expiry and the pool's takeover sequence, on the real `CpuState` /
 //! `take_over` code.
 #![cfg(loom)]
 
@@ -7,7 +7,7 @@ use replicore_loom_tests::{Task, drive, model, restored};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__protocol::{Claim, CoreState, Mutex, Replica, Start};
+use replicore::__protocol::{Claim, CpuState, Mutex, Replica, Start};
 
 /// The owner renews and starts its queued task while a successor fences and adopts. Exactly one
 /// start happens between the owner and the successor's adopted copy: the redirect a refused
@@ -15,7 +15,7 @@ use replicore::__protocol::{Claim, CoreState, Mutex, Replica, Start};
 #[test]
 fn renewal_races_fence_and_adoption() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let core = Arc::new(CpuState::new(0, 4, Default::default()));
         let mut me = core.lease().owner_token();
         let task: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let runs = Arc::new(AtomicUsize::new(0));
@@ -61,7 +61,7 @@ fn renewal_races_fence_and_adoption() {
 #[test]
 fn one_fence_wins() {
     model(3, || {
-        let core: Arc<CoreState<Arc<Claim>>> = Arc::new(CoreState::new(0, 2, Default::default()));
+        let core: Arc<CpuState<Arc<Claim>>> = Arc::new(CpuState::new(0, 2, Default::default()));
         let ts: Vec<_> = (1..=2)
             .map(|s| {
                 let core = core.clone();

@@ -1,5 +1,5 @@
 //! A takeover whose driver dies or stalls half-way is completed by another one, on the pool's
-//! takeover sequence (`take_over`, with the real `CoreState` / `Replica` code).
+//! takeover sequence (`take_over`, with the real `CpuState` / `Replica` code).
 #![cfg(loom)]
 
 use replicore_loom_tests::{Recorded, Task, drive, drive_with, model, restored};
@@ -7,7 +7,7 @@ use replicore_loom_tests::{Recorded, Task, drive, drive_with, model, restored};
 use loom::sync::Arc;
 use loom::thread;
 use replicore::__protocol::{
-    Claim, CoreState, FencePoint, Mutex, Outcome, OwnerToken, Recorder, Recovery, Replica, Start,
+    Claim, CpuState, FencePoint, Mutex, Outcome, OwnerToken, Recorder, Recovery, Replica, Start,
 };
 
 /// The owner has `a` in hand and `b` queued, then stalls. The first driver fences `0 → 1`,
@@ -17,7 +17,7 @@ use replicore::__protocol::{
 #[test]
 fn driver_dies_after_adoption_next_driver_completes() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let core = Arc::new(CpuState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -58,7 +58,7 @@ fn driver_dies_after_adoption_next_driver_completes() {
 /// Hooks of a driver that stalls after adopting, for as long as a second driver takes to judge
 /// the unrenewed epoch expired and run the whole sequence again (run here, inside the stall).
 struct StallsAfterAdopting<'a> {
-    core: &'a CoreState<Task>,
+    core: &'a CpuState<Task>,
     replicas: &'a [Mutex<Replica<Task>>],
     inner: Recorder<Task>,
     /// What the second driver restored, started by its replacement.
@@ -113,7 +113,7 @@ impl Recorded for StallsAfterAdopting<'_> {
 #[test]
 fn stalled_driver_overtaken_backs_off() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let core = Arc::new(CpuState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let _b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();

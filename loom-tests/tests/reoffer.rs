@@ -1,11 +1,11 @@
-//! The pool's two uses of re-offered copies, on the real `CoreState` / `Replica` / `take_over` /
+//! The pool's two uses of re-offered copies, on the real `CpuState` / `Replica` / `take_over` /
 //! `Claim` code: copies of a task may be queued while its first holder still acts on it, and the
 //! single claim must let exactly one of them run.
 #![cfg(loom)]
 
 use loom::sync::Arc;
 use loom::thread;
-use replicore::__protocol::{Claim, CoreState, Mutex, Replica, Start};
+use replicore::__protocol::{Claim, CpuState, Mutex, Replica, Start};
 use replicore_loom_tests::{Task, drive, restored};
 
 fn builder() -> loom::model::Builder {
@@ -20,7 +20,7 @@ fn builder() -> loom::model::Builder {
 #[test]
 fn reoffer_without_fence_races_owner_start() {
     builder().check(|| {
-        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let core = Arc::new(CpuState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
         let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
 
@@ -60,14 +60,14 @@ fn reoffer_without_fence_races_owner_start() {
 #[test]
 fn reoffer_after_takeover_races_thief_start() {
     builder().check(|| {
-        let cpu0 = CoreState::new(0, 4, Default::default());
+        let cpu0 = CpuState::new(0, 4, Default::default());
         let owner0 = cpu0.lease().owner_token();
         let t: Task = cpu0.publish_push(&owner0, Arc::new(Claim::new())).unwrap();
         let mut replica0 = Replica::new(0);
         replica0.sync(cpu0.log(), cpu0.log().tail(), usize::MAX);
         let replica0 = Arc::new(loom::sync::Mutex::new(replica0));
 
-        let cpu1 = Arc::new(CoreState::<Arc<Claim>>::new(1, 4, Default::default()));
+        let cpu1 = Arc::new(CpuState::<Arc<Claim>>::new(1, 4, Default::default()));
         let me1 = cpu1.lease().owner_token();
         let worker = {
             let (cpu1, t) = (cpu1.clone(), t.clone());

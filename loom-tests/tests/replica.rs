@@ -60,10 +60,10 @@ fn apply_races_appends_with_stale_and_wraparound() {
 /// the owner's started task has left it by its op, while the thief's is only seen claimed.
 #[test]
 fn started_ops_and_thief_claims_leave_the_replica() {
-    use replicore::__protocol::{CoreState, Start};
+    use replicore::__protocol::{CpuState, Start};
     model(3, || {
-        let cpu0 = Arc::new(CoreState::new(0, 4, Default::default()));
-        let cpu1 = Arc::new(CoreState::<Arc<Claim>>::new(1, 4, Default::default()));
+        let cpu0 = Arc::new(CpuState::new(0, 4, Default::default()));
+        let cpu1 = Arc::new(CpuState::<Arc<Claim>>::new(1, 4, Default::default()));
         let me0 = cpu0.lease().owner_token();
         let a = cpu0.publish_push(&me0, Arc::new(Claim::new())).unwrap();
         let b = cpu0.publish_push(&me0, Arc::new(Claim::new())).unwrap();

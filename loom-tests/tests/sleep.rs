@@ -8,7 +8,7 @@ use replicore_loom_tests::model;
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
-use replicore::__protocol::{CoreLatch, Sleep};
+use replicore::__protocol::{Sleep, SleepLatch};
 
 /// A queue of interchangeable tasks, reduced to a count: the sleep protocol only needs to know
 /// whether a search finds something.
@@ -79,7 +79,7 @@ fn two_injected_tasks_reach_two_sleepy_workers() {
 fn latch_setter_wakes_its_parked_waiter() {
     model(2, || {
         let sleep = Arc::new(Sleep::new(1));
-        let latch = Arc::new(CoreLatch::new());
+        let latch = Arc::new(SleepLatch::new());
         let payload = Arc::new(AtomicUsize::new(0));
         let waiter = {
             let (sleep, latch, payload) = (sleep.clone(), latch.clone(), payload.clone());

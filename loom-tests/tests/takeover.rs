@@ -1,5 +1,5 @@
 //! The pool's takeover sequence (`take_over`, run through `replicore_loom_tests::drive` exactly as
-//! `src/pool/takeover.rs` runs it) against the resumed old owner, late claims, racing pushes, a
+//! `src/pool/recovery/takeover.rs` runs it) against the resumed old owner, late claims, racing pushes, a
 //! replica with a gap, a second driver, and the thread cap.
 #![cfg(loom)]
 
@@ -7,7 +7,7 @@ use replicore_loom_tests::{Task, drive, model, restored};
 
 use loom::sync::Arc;
 use loom::thread;
-use replicore::__protocol::{Claim, CoreState, Mutex, Outcome, Recorder, Replica, Start};
+use replicore::__protocol::{Claim, CpuState, Mutex, Outcome, Recorder, Replica, Start};
 
 fn replicas(r: Replica<Task>) -> [Mutex<Replica<Task>>; 1] {
     [Mutex::new(r)]
@@ -20,7 +20,7 @@ fn replicas(r: Replica<Task>) -> [Mutex<Replica<Task>>; 1] {
 #[test]
 fn resumed_owner_races_successor_over_in_hand_and_queued() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 4, Default::default()));
+        let core = Arc::new(CpuState::new(0, 4, Default::default()));
         let me = core.lease().owner_token();
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -72,7 +72,7 @@ fn resumed_owner_races_successor_over_in_hand_and_queued() {
 #[test]
 fn in_hand_recovery_against_late_claim() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let core = Arc::new(CpuState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         core.take_in_hand(&me, &t);
@@ -99,7 +99,7 @@ fn in_hand_recovery_against_late_claim() {
 #[test]
 fn push_racing_fence_is_adopted_or_redirected() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let core = Arc::new(CpuState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let owner = {
             let core = core.clone();
@@ -136,7 +136,7 @@ fn push_racing_fence_is_adopted_or_redirected() {
 #[test]
 fn gap_recovers_in_hand_and_old_deque_against_late_start() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 1, Default::default()));
+        let core = Arc::new(CpuState::new(0, 1, Default::default()));
         let me = core.lease().owner_token();
         let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -178,7 +178,7 @@ fn gap_recovers_in_hand_and_old_deque_against_late_start() {
 #[test]
 fn two_drivers_one_restores_one_gives_its_room_back() {
     model(2, || {
-        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let core = Arc::new(CpuState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let replicas = Arc::new(replicas(Replica::new(0)));
@@ -215,7 +215,7 @@ fn two_drivers_one_restores_one_gives_its_room_back() {
 #[test]
 fn at_the_cap_nothing_is_fenced() {
     model(3, || {
-        let core = Arc::new(CoreState::new(0, 2, Default::default()));
+        let core = Arc::new(CpuState::new(0, 2, Default::default()));
         let me = core.lease().owner_token();
         let t: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
         let owner = {

@@ -106,10 +106,10 @@ where
 /// context, then wakes every worker (each must look at its own inbox).
 ///
 /// Broadcast jobs are not published to any CPU's op log: a job for worker `i` must run on CPU
-/// slot `i`, and an adopted copy would be re-offered to the shared injectors, where any worker
+/// position `i`, and an adopted copy would be re-offered to the shared injectors, where any worker
 /// could run it under the wrong index. They are recoverable another way: a worker's inbox belongs
-/// to its CPU slot in the registry, not to its thread, and a fenced worker never takes from it.
-/// When a stalled worker's CPU is taken over, its replacement (same slot, same index) drains the
+/// to its position in the registry, not to its thread, and a fenced worker never takes from it.
+/// When a stalled worker's CPU is taken over, its replacement (same position) drains the
 /// inbox. What this does not cover is a worker that *crashes* between taking a broadcast job
 /// from its inbox and finishing it (the README lists this under G1).
 pub(crate) fn push_to_inboxes(
@@ -119,7 +119,7 @@ pub(crate) fn push_to_inboxes(
     let num_threads = registry.num_threads();
     for index in 0..num_threads {
         let job = job_for(BroadcastContext { index, num_threads });
-        registry.slots[index].inbox.push(job);
+        registry.workers[index].inbox.push(job);
     }
     registry.sleep.wake_all();
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use crossbeam_deque::Worker;
 
-use super::monitor::start_monitor;
-use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry};
+use super::recovery::monitor::start_monitor;
+use super::registry::{Config, Handlers, IndexHandler, PanicHandler, Registry, WorkerStart};
 use super::spawn_handler::ThreadBuilder;
 use super::thread_pool::ThreadPool;
-use super::threads::{register_caller, shut_down, start_worker};
+use super::worker::WorkerThread;
 use crate::{Topology, TopologyError, TopologySource};
 
 /// The most workers one pool may have. Far above any machine this crate targets, low enough to
@@ -263,6 +263,20 @@ impl fmt::Debug for ThreadPoolBuilder {
     }
 }
 
+// Building is this file's business: `ThreadPool::builder` lives here, beside what it returns,
+// so that the pool handle does not depend on its builder.
+impl ThreadPool {
+    /// A builder with every option at its default.
+    ///
+    /// ```
+    /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
+    /// # Ok::<(), replicore::BuildError>(())
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+}
+
 impl ThreadPoolBuilder {
     /// A builder with every option at its default.
     ///
@@ -319,7 +333,7 @@ impl ThreadPoolBuilder {
 
     /// Names worker threads; the default is `replicore-{index}`. The names are made once, at
     /// `build`, before any thread starts: a replacement worker started after a takeover of CPU
-    /// slot `index` takes the same name as the worker it replaces. If the closure panics,
+    /// position `index` takes the same name as the worker it replaces. If the closure panics,
     /// `build` catches the panic, starts no thread and returns [`BuildError::ThreadName`] naming
     /// the index (rayon would let the panic escape its `build`).
     ///
@@ -473,7 +487,7 @@ impl ThreadPoolBuilder {
     /// the stalled worker keeps its CPU, its queued tasks stay reachable by stealing, and copies
     /// of its replicated tasks (including the one in hand) go to the injectors, where the claim
     /// lets exactly one copy run; it is taken over once a thread has retired. Each such stall is
-    /// counted once in `PoolStats::takeovers_without_replacement`. The default equals the number
+    /// counted once in `RecoveryStats::takeovers_without_replacement`. The default equals the number
     /// of workers; allowed is `0..=`[`MAX_THREADS`].
     ///
     /// ```
@@ -544,9 +558,9 @@ impl ThreadPoolBuilder {
     ///   The [`spawn_handler`](Self::spawn_handler), [`thread_name`](Self::thread_name),
     ///   [`stack_size`](Self::stack_size) and [`pin_workers`](Self::pin_workers) do not apply
     ///   to it: it is your thread, not started or pinned by the pool.
-    /// - **No takeover.** Its CPU slot is never judged, so never taken over, however long the
+    /// - **No takeover.** Its position is never judged, so never taken over, however long the
     ///   thread stays outside the pool (this is the one exception to the fault-tolerance
-    ///   guarantee: a blocked caller keeps its slot, and its queued tasks are reached by
+    ///   guarantee: a blocked caller keeps its position, and its queued tasks are reached by
     ///   stealing instead). It is not in a [`fault_plan`](Self::fault_plan) either.
     /// - **Leaving.** Dropping the pool on this thread (outside the pool's tasks) first makes it
     ///   leave: its queued tasks go to the other workers, which run them as usual; a pool of one
@@ -775,7 +789,7 @@ impl ThreadPoolBuilder {
             panic: self.panic_handler,
         };
         let use_current_thread = config.use_current_thread;
-        let registry = Arc::new(Registry::new(&topology, n, handlers, config));
+        let registry = Arc::new(Registry::new(&topology, n, handlers, config, WorkerThread::run));
         // Worker 0's seat, deque and lease when the calling thread is worker 0: it starts last,
         // once nothing can fail any more (so a failed build leaves this thread untouched).
         let mut caller = None;
@@ -788,13 +802,12 @@ impl ThreadPoolBuilder {
                         source: std::io::Error::other("no free thread seat"),
                     });
                 };
-                let (deque, owner, token) = first_owner(&registry, index, seat);
-                caller = Some((seat, deque, owner, token));
+                caller = Some((seat, first_owner(&registry, index, seat)));
                 continue;
             }
             // A fresh pool has `n + max_spare_threads` free seats, so this finds one.
             let Some(seat) = registry.threads.reserve() else {
-                shut_down(&registry, None);
+                registry.shut_down(None);
                 return Err(BuildError::Spawn {
                     index,
                     source: std::io::Error::other("no free thread seat"),
@@ -803,21 +816,29 @@ impl ThreadPoolBuilder {
             let (deque, owner, token) = first_owner(&registry, index, seat);
             // Worker threads are OS threads; loom models spawn their own threads around the
             // protocol pieces instead.
-            if let Err(source) = start_worker(&registry, index, seat, deque, owner, token) {
+            if let Err(source) = registry.start_worker(index, seat, deque, owner, token) {
                 // Nothing was accepted yet: stop the started workers and report.
-                shut_down(&registry, None);
+                registry.shut_down(None);
                 return Err(BuildError::Spawn { index, source });
             }
         }
         let monitor = match start_monitor(&registry) {
             Ok(h) => h,
             Err(source) => {
-                shut_down(&registry, None);
+                registry.shut_down(None);
                 return Err(BuildError::Spawn { index: n, source });
             }
         };
-        if let Some((seat, deque, owner, token)) = caller {
-            register_caller(&registry, seat, deque, owner, token);
+        if let Some((seat, (deque, owner, token))) = caller {
+            let start = WorkerStart {
+                index: 0,
+                seat,
+                deque,
+                owner,
+                token,
+                fault_id: registry.threads.next_fault_id(),
+            };
+            WorkerThread::register_caller(Arc::clone(&registry), start);
         }
         Ok(ThreadPool::from_parts(registry, monitor))
     }
@@ -849,24 +870,24 @@ fn make_names(
             Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)))
                 .map_err(|payload| BuildError::ThreadName {
                     index,
-                    message: super::registry::panic_message(&*payload).to_owned(),
+                    message: super::job::panic_message(&*payload).to_owned(),
                 }),
             None => Ok(format!("replicore-{index}")),
         })
         .collect()
 }
 
-/// Sets CPU slot `index` up for its first owner, in `seat`: a fresh deque in the slot's steal
-/// set (with the guard its owner holds) and the epoch-0 lease token.
+/// Sets position `index` up for its first owner, in `seat`: a fresh deque in the position's
+/// steal set (with the guard its owner holds) and the epoch-0 lease token.
 fn first_owner(
     registry: &Registry,
     index: usize,
     seat: usize,
 ) -> (Worker<super::job::JobRef>, super::generations::Owner, crate::replication::OwnerToken) {
-    let slot = &registry.slots[index];
     let deque = Worker::new_lifo();
-    let owner = slot.generations.add(deque.stealer());
-    slot.owner_seat
+    let owner = registry.workers[index].generations.add(deque.stealer());
+    let cpu = &registry.recovery.cpus[index];
+    cpu.owner_seat
         .store(seat, std::sync::atomic::Ordering::Release);
-    (deque, owner, slot.core.lease().owner_token())
+    (deque, owner, cpu.core.lease().owner_token())
 }

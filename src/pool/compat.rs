@@ -7,28 +7,12 @@ use std::sync::Arc;
 
 use super::broadcast::{BroadcastContext, broadcast_on_worker, spawn_broadcast_in};
 use super::fifo::{ScopeFifo, spawn_fifo_in};
-use super::job::JobRef;
 use super::join::join_on_worker;
-use super::logged::{job_ref, logged};
 use super::registry::Registry;
 use super::scope::Scope;
 use super::thread_pool::{ThreadPool, in_worker};
 use super::worker::WorkerThread;
 use super::{MAX_THREADS, Yield, current_registry, global};
-
-/// Queues a heap job submitted from outside `registry`'s workers onto its injector. With
-/// replication on it is logged and kept in the pool's list of external submissions until
-/// claimed, as an external `spawn` is, so a takeover can re-offer it if the worker that took it
-/// from the injector crashed before starting it.
-pub(crate) fn inject_heap(registry: &Registry, job: JobRef) {
-    if registry.config.replication_factor > 0 {
-        let handle = logged(job);
-        registry.external.lock().push(Arc::clone(&handle));
-        registry.inject(job_ref(handle));
-    } else {
-        registry.inject(job);
-    }
-}
 
 /// The calling thread's worker, if it is one of `registry`'s.
 fn worker_of(registry: &Arc<Registry>) -> Option<&'static WorkerThread> {

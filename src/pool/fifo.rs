@@ -4,9 +4,9 @@
 //! **The promise** (rayon's): tasks spawned FIFO from one worker start in the order they were
 //! spawned, as seen by that worker; other workers may take some of them meanwhile.
 //!
-//! **How.** Each worker's deque is LIFO. A FIFO spawn on worker slot `i` puts the task itself into
-//! a FIFO queue of slot `i` (the pool's, or the scope's), then pushes onto the deque a small
-//! *token* job whose only work is "take the oldest task of slot `i`'s FIFO queue and run it".
+//! **How.** Each worker's deque is LIFO. A FIFO spawn on worker position `i` puts the task itself into
+//! a FIFO queue of position `i` (the pool's, or the scope's), then pushes onto the deque a small
+//! *token* job whose only work is "take the oldest task of position `i`'s FIFO queue and run it".
 //! Whichever token runs first, and whoever runs it (the owner popping its newest, a thief
 //! stealing its oldest), it runs the oldest task: so the tasks start in FIFO order, and the owner
 //! sees them in the order they were spawned. There is exactly one token per queued task, and a
@@ -17,9 +17,9 @@
 //! worker stalls or crashes, its CPU's replicas know the token, the takeover adopts it, and its
 //! single claim makes it run once (G1, G2). The task itself need not be logged: it sits in a FIFO
 //! queue that lives in the registry (or in the scope, which outlives all its tasks), not on the
-//! stalled thread, and the adopted token reaches it by slot index, wherever the token runs. A
+//! stalled thread, and the adopted token reaches it by position, wherever the token runs. A
 //! fenced worker's token push is redirected to the injector like any other push (G4); its task is
-//! already in the slot's FIFO queue. A task whose token was claimed is as good as started: a
+//! already in the position's FIFO queue. A task whose token was claimed is as good as started: a
 //! crash in between is a crash inside a running task, which no guarantee restarts.
 //!
 //! From a thread that is not a worker of the pool, a FIFO spawn is an ordinary external
@@ -28,43 +28,11 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crossbeam_deque::{Injector, Steal};
-
-use super::job::{HeapJob, JobRef};
-use super::logged::Spawned;
-use super::registry::Registry;
+use super::job::HeapJob;
+use super::recovery::logged::Spawned;
+use super::registry::{FifoQueues, Registry};
 use super::scope::Scope;
 use super::worker::WorkerThread;
-
-/// One FIFO queue of task jobs per worker slot.
-pub(crate) struct FifoQueues(Box<[Injector<JobRef>]>);
-
-impl FifoQueues {
-    /// Queues for `n` worker slots.
-    pub(crate) fn new(n: usize) -> Self {
-        FifoQueues((0..n).map(|_| Injector::new()).collect())
-    }
-
-    fn push(&self, slot: usize, job: JobRef) {
-        self.0[slot].push(job);
-    }
-
-    /// Runs the oldest task of slot `slot`'s queue: a token's whole work.
-    ///
-    /// # Safety
-    /// Called once per token, and only for a queue that received a task before the token was
-    /// queued (so it cannot be empty: tokens and tasks are one to one).
-    unsafe fn run_oldest(&self, slot: usize) {
-        loop {
-            match self.0[slot].steal() {
-                // SAFETY: the task came out of the queue once, so this is its one start.
-                Steal::Success(job) => return unsafe { job.execute() },
-                Steal::Retry => continue,
-                Steal::Empty => unreachable!("a FIFO token found its queue empty"),
-            }
-        }
-    }
-}
 
 /// `spawn_fifo` on `registry`.
 pub(crate) fn spawn_fifo_in<F>(registry: &Arc<Registry>, task: F)
@@ -84,11 +52,11 @@ where
             };
             // SAFETY: the closure is `'static`, so it may run at any time.
             registry.fifo.push(w.index, unsafe { HeapJob::into_job_ref(job) });
-            let slot = w.index;
+            let position = w.index;
             let token = move || {
                 let w = WorkerThread::current().expect("a pool's jobs run on its workers");
                 // SAFETY: one token per task, queued after its task (just above).
-                unsafe { w.registry.fifo.run_oldest(slot) }
+                unsafe { w.registry.fifo.run_oldest(position) }
             };
             w.push_heap(Spawned(token), true);
         }
@@ -117,8 +85,8 @@ where
 /// ```
 pub struct ScopeFifo<'scope> {
     base: Scope<'scope>,
-    /// One FIFO queue per worker slot of the scope's pool; tokens pushed by `spawn_fifo` reach
-    /// them by slot index.
+    /// One FIFO queue per worker position of the scope's pool; tokens pushed by `spawn_fifo` reach
+    /// them by position.
     fifos: FifoQueues,
     /// Invariant in `'scope`, as `Scope`.
     marker: PhantomData<&'scope mut &'scope ()>,
@@ -190,13 +158,13 @@ impl<'scope> ScopeFifo<'scope> {
         match WorkerThread::current() {
             Some(w) if Arc::ptr_eq(&w.registry, self.base.registry()) => {
                 self.fifos.push(w.index, task);
-                let slot = w.index;
+                let position = w.index;
                 let this = FifoPtr(self);
                 let token = move || {
                     let this = this;
                     // SAFETY: our task is in the queue and the scope waits for it, so the scope
                     // is alive; one token per task, queued after it.
-                    unsafe { (*this.0).fifos.run_oldest(slot) }
+                    unsafe { (*this.0).fifos.run_oldest(position) }
                 };
                 // SAFETY: the token borrows the scope, which outlives it (see `FifoPtr`).
                 w.push_heap(unsafe { HeapJob::into_job_ref(token) }, false);

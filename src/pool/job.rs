@@ -11,25 +11,70 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use super::sleep::CoreLatch;
-use crate::replication::Claim;
+use super::sleep::SleepLatch;
+use crate::replication::{Claim, Start};
 use crate::sync::{Arc, UnsafeCell};
 
 /// A job that can be run once through a raw pointer.
 pub trait Job {
-    /// Runs the job.
+    /// Runs the job. `starter` is the pool worker running it, if any: a logged job starts
+    /// through it (see [`Starter`]); other jobs ignore it.
     ///
     /// # Safety
     /// `this` points to a live job that has not run yet, and the caller has won the right to run
     /// it (popped or stole its [`JobRef`]; a logged job's run also wins its claim first).
-    unsafe fn execute(this: *const ());
+    unsafe fn execute(this: *const (), starter: Option<&dyn Starter>);
 }
+
+/// The pool worker running a job, as a *logged* job (one its CPU's replicas know, see
+/// `pool::recovery`) needs to see it: the worker records the job in hand, checks its lease and
+/// claims the job, in that order, before the job may run. The worker hands itself to the job
+/// ([`JobRef::execute_on`]), so the job needs no thread-local to find it.
+pub trait Starter {
+    /// Starts `handle`: [`Start::Run`] if this thread won its claim.
+    fn start(&self, handle: &Handle) -> Start;
+    /// Queues a copy of a job this thread may not start (its lease was fenced).
+    fn requeue(&self, job: JobRef);
+}
+
+/// What the replication protocol stores about a logged task: its claim, and how to queue a copy.
+pub trait LoggedTask: Send + Sync {
+    /// The task's single claim word.
+    fn claim(&self) -> &Claim;
+
+    /// A queue copy of this task: the returned [`JobRef`] owns one strong count, released when
+    /// the copy is executed (whether or not it wins the claim).
+    fn job_ref(self: std::sync::Arc<Self>) -> JobRef;
+
+    /// Runs the task's work.
+    ///
+    /// # Safety
+    /// Called once, by the winner of the claim.
+    unsafe fn run(&self);
+}
+
+impl AsRef<Claim> for dyn LoggedTask {
+    fn as_ref(&self) -> &Claim {
+        self.claim()
+    }
+}
+
+impl std::fmt::Debug for dyn LoggedTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedTask")
+            .field("claimed", &self.claim().is_claimed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handle the replication protocol stores: a logged task's shared header.
+pub type Handle = std::sync::Arc<dyn LoggedTask>;
 
 /// A type-erased handle to a job: what the deques and injectors carry.
 #[derive(Clone, Copy, Debug)]
 pub struct JobRef {
     pointer: *const (),
-    execute_fn: unsafe fn(*const ()),
+    execute_fn: unsafe fn(*const (), Option<&dyn Starter>),
 }
 
 /// Two handles are the same job when they point at the same job memory.
@@ -59,14 +104,24 @@ impl JobRef {
         }
     }
 
-    /// Runs the job.
+    /// Runs the job on a thread that is no pool worker (or for a job that is never logged).
     ///
     /// # Safety
     /// As for [`Job::execute`]: the job is live and this caller owns its one start.
     #[inline]
     pub unsafe fn execute(self) {
         // SAFETY: forwarded from the caller.
-        unsafe { (self.execute_fn)(self.pointer) }
+        unsafe { (self.execute_fn)(self.pointer, None) }
+    }
+
+    /// Runs the job on the pool worker `starter`.
+    ///
+    /// # Safety
+    /// As for [`Job::execute`].
+    #[inline]
+    pub unsafe fn execute_on(self, starter: &dyn Starter) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (self.execute_fn)(self.pointer, Some(starter)) }
     }
 }
 
@@ -156,7 +211,7 @@ impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
 }
 
 impl<L: Latch, F: FnOnce() -> R + Send, R: Send> Job for StackJob<L, F, R> {
-    unsafe fn execute(this: *const ()) {
+    unsafe fn execute(this: *const (), _: Option<&dyn Starter>) {
         let this = this.cast::<Self>();
         // SAFETY: the caller owns this job's single start, so no one else reads or writes `func`
         // or `result` until the latch below is set; the owner reads `result` only after that.
@@ -191,7 +246,7 @@ impl<F: FnOnce() + Send> HeapJob<F> {
 }
 
 impl<F: FnOnce() + Send> Job for HeapJob<F> {
-    unsafe fn execute(this: *const ()) {
+    unsafe fn execute(this: *const (), _: Option<&dyn Starter>) {
         // SAFETY: `this` came from `Box::into_raw` in `into_job_ref` and runs once.
         let job = unsafe { Box::from_raw(this.cast::<Self>().cast_mut()) };
         (job.func)();
@@ -212,7 +267,7 @@ pub struct SharedJob<F, R> {
     func: UnsafeCell<Option<F>>,
     result: UnsafeCell<JobResult<R>>,
     /// Set once `result` holds a queued run's outcome.
-    done: CoreLatch,
+    done: SleepLatch,
 }
 
 impl<F: FnOnce() -> R + Send, R: Send> SharedJob<F, R> {
@@ -222,7 +277,7 @@ impl<F: FnOnce() -> R + Send, R: Send> SharedJob<F, R> {
             claim: Claim::new(),
             func: UnsafeCell::new(Some(func)),
             result: UnsafeCell::new(JobResult::None),
-            done: CoreLatch::new(),
+            done: SleepLatch::new(),
         })
     }
 
@@ -249,7 +304,7 @@ impl<F: FnOnce() -> R + Send, R: Send> SharedJob<F, R> {
     }
 
     /// Set once a queued run has stored its outcome (only after the creator lost the claim).
-    pub fn done(&self) -> &CoreLatch {
+    pub fn done(&self) -> &SleepLatch {
         &self.done
     }
 
@@ -271,7 +326,7 @@ impl<F: FnOnce() -> R + Send, R: Send> SharedJob<F, R> {
 }
 
 impl<F: FnOnce() -> R + Send, R: Send> Job for SharedJob<F, R> {
-    unsafe fn execute(this: *const ()) {
+    unsafe fn execute(this: *const (), _: Option<&dyn Starter>) {
         // SAFETY: `this` came from `Arc::into_raw` in `job_ref`, and a queued handle runs once,
         // so this takes back exactly the reference it leaked.
         let job = unsafe { Arc::from_raw(this.cast::<Self>()) };
@@ -289,5 +344,17 @@ impl<F: FnOnce() -> R + Send, R: Send> Job for SharedJob<F, R> {
         }
         // The creator polls `done` (a fenced worker never parks), so no wake-up is owed.
         job.done.set();
+    }
+}
+
+/// The text of a panic payload, if it has one.
+#[cfg(not(loom))]
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string payload>"
     }
 }

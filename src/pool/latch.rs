@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use super::job::Latch;
 use super::registry::Registry;
-use super::sleep::CoreLatch;
+use super::sleep::SleepLatch;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex};
 
 /// A latch a worker of `registry` waits on; `owner` is the waiting thread's seat (its sleep bed).
 pub(crate) struct SpinLatch<'r> {
-    pub(crate) core: CoreLatch,
+    pub(crate) core: SleepLatch,
     registry: &'r Arc<Registry>,
     owner: usize,
     /// The setter may be a worker of another pool, which holds no reference to ours: then it must
@@ -27,7 +27,7 @@ pub(crate) struct SpinLatch<'r> {
 impl<'r> SpinLatch<'r> {
     pub(crate) fn new(registry: &'r Arc<Registry>, owner: usize) -> Self {
         SpinLatch {
-            core: CoreLatch::new(),
+            core: SleepLatch::new(),
             registry,
             owner,
             cross: false,
@@ -96,7 +96,7 @@ impl Latch for LockLatch {
 /// (by its seat, as [`SpinLatch`]) or a thread outside every pool.
 pub(crate) struct CountLatch {
     pending: AtomicUsize,
-    pub(crate) core: CoreLatch,
+    pub(crate) core: SleepLatch,
     waiter: Waiter,
 }
 
@@ -114,7 +114,7 @@ impl CountLatch {
     pub(crate) fn new(registry: Arc<Registry>, owner: usize) -> Self {
         CountLatch {
             pending: AtomicUsize::new(1),
-            core: CoreLatch::new(),
+            core: SleepLatch::new(),
             waiter: Waiter::Worker {
                 registry,
                 seat: owner,
@@ -127,7 +127,7 @@ impl CountLatch {
     pub(crate) fn blocking() -> Self {
         CountLatch {
             pending: AtomicUsize::new(1),
-            core: CoreLatch::new(),
+            core: SleepLatch::new(),
             waiter: Waiter::Thread(std::thread::current()),
         }
     }

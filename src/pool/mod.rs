@@ -6,9 +6,14 @@
 //! about half a remote victim's queue at once. With nothing found it spins briefly and parks
 //! through the [`sleep`] protocol, which never lets a task sit while every worker sleeps.
 //!
-//! Layout: [`job`] (type-erased jobs), [`latch`], [`sleep`], `registry` (shared per-pool state,
-//! one `CoreSlot` per worker), `worker` (the scheduling loop), `join`, `scope`, `broadcast`,
-//! `builder`, `thread_pool`, `stats`.
+//! Layout, from the bottom up (no file imports one above it):
+//! - leaves: [`job`] (type-erased jobs, logged-task handles), [`sleep`], `stats`, `generations`
+//!   (a CPU's deques over time), `spawn_handler`;
+//! - `recovery`'s state types (`state`, `logged`, `judge`, `probe`, `threads`);
+//! - `registry`: shared per-pool state, one `WorkerPlace` per worker, and the recovery state;
+//! - `latch`; `recovery`'s `takeover`, `watch`, `monitor` and `seam`;
+//! - `worker` (the scheduling loop), which touches recovery only through the seam;
+//! - `join`, `scope`, `broadcast`, `fifo`, `compat`; then `thread_pool` and `builder`.
 
 pub(crate) mod job;
 pub(crate) mod sleep;
@@ -23,17 +28,12 @@ crate::sync::cfg_not_loom! {
     mod generations;
     mod join;
     mod latch;
-    mod logged;
-    mod monitor;
-    mod probe;
+    mod recovery;
     mod registry;
     mod scope;
     mod spawn_handler;
     mod stats;
-    mod takeover;
     mod thread_pool;
-    mod threads;
-    mod watch;
     mod worker;
 
     pub use self::{
@@ -50,7 +50,7 @@ crate::sync::cfg_not_loom! {
         fifo::ScopeFifo,
         scope::Scope,
         spawn_handler::ThreadBuilder,
-        stats::PoolStats,
+        stats::{PoolStats, SchedulerStats},
         thread_pool::ThreadPool,
     };
 

@@ -1,39 +1,65 @@
-//! A pool's shared state: one [`CoreSlot`] per worker, one injector per NUMA node, the sleep
-//! protocol and the handlers.
+//! A pool's shared state: where each worker sits and the queues others reach it by
+//! ([`WorkerPlace`]), one injector per NUMA node, the sleep protocol, the handlers, the thread
+//! seats, and the recovery state (owned here, used only by `recovery`).
+//!
+//! This file is the hub every other file of the pool builds on, so it depends on none of them
+//! but the leaves (`job`, `sleep`, `stats`, `generations`, `spawn_handler`) and recovery's state
+//! types. It does not know the worker loop: it starts worker threads through the
+//! [`WorkerMain`] function the builder gives it, so recovery can start a replacement without an
+//! import cycle.
 
 use std::any::Any;
+use std::io;
+use std::sync::Arc;
 
-use crossbeam_deque::Injector;
+use crossbeam_deque::{Injector, Steal, Worker};
 use crossbeam_utils::CachePadded;
 
-use super::generations::Generations;
+use super::generations::{Generations, Owner};
 use super::job::JobRef;
-use super::logged::Handle;
-use super::probe::ThreadProbe;
+use super::recovery::state::RecoveryState;
+use super::recovery::threads::{ThreadSpec, Threads};
 use super::sleep::Sleep;
-use super::stats::SlotStats;
-use crate::replication::{CoreState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
-use crate::sync::Mutex;
-use super::threads::{NO_SEAT, Threads};
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use super::stats::WorkerStats;
+use crate::replication::OwnerToken;
+use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::{CpuId, NodeId, Topology};
 
 pub(crate) type IndexHandler = Box<dyn Fn(usize) + Send + Sync>;
 pub(crate) type PanicHandler = Box<dyn Fn(Box<dyn Any + Send>) + Send + Sync>;
 
-/// Everything other threads may touch about one worker (and so one CPU of the topology).
+/// What a new worker thread runs: the worker loop (`worker::WorkerThread::run`), given by the
+/// builder.
+pub(crate) type WorkerMain = fn(Arc<Registry>, WorkerStart);
+
+/// What a new worker needs: its position, seat, deque and lease.
+pub(crate) struct WorkerStart {
+    pub(crate) index: usize,
+    /// Its thread seat (see `recovery::threads`): its sleep bed, and what latches wake.
+    pub(crate) seat: usize,
+    /// The owner end of its fresh deque, and the guard that retires that deque when it goes.
+    pub(crate) deque: Worker<JobRef>,
+    pub(crate) owner: Owner,
+    /// The lease it owns its CPU under: epoch 0 for a first worker, the fenced epoch + 1 for a
+    /// replacement.
+    pub(crate) token: OwnerToken,
+    /// Its id in a fault plan.
+    pub(crate) fault_id: usize,
+}
+
+/// Where worker position `i` sits, and the queues other threads reach it by.
 ///
-/// With the default thread count, slot `i` belongs to `topology.cpus()[i]`, i.e. it is indexed by
-/// `topology.cpu_index(cpu)`; more threads than CPUs wrap around the CPU list.
-pub(crate) struct CoreSlot {
+/// With the default thread count, position `i` belongs to `topology.cpus()[i]`, i.e. it is
+/// indexed by `topology.cpu_index(cpu)`; more threads than CPUs wrap around the CPU list.
+pub(crate) struct WorkerPlace {
     pub(crate) cpu: CpuId,
     pub(crate) node: NodeId,
     /// Position of `node` in the topology's node list: the index of its injector.
     pub(crate) node_index: usize,
-    /// The OS CPU a pinned worker of this slot binds to.
+    /// The OS CPU a pinned worker of this position binds to.
     pub(crate) os_cpu: usize,
-    /// The thieves' ends of every deque this CPU's workers own or owned and is not yet drained.
-    /// A replacement worker after a takeover gets a **fresh** deque; the owner end
+    /// The thieves' ends of every deque this position's workers own or owned and is not yet
+    /// drained. A replacement worker after a takeover gets a **fresh** deque; the owner end
     /// (`crossbeam_deque::Worker`) lives only on its worker thread, never shared, so two owners
     /// of one deque cannot exist: a fenced worker's old deque is drained only through these.
     pub(crate) generations: Generations,
@@ -42,85 +68,33 @@ pub(crate) struct CoreSlot {
     /// Counters written only by the owner (plain load + store, no read-modify-write). On their
     /// own cache line: thieves read `generations` on every steal attempt, and must not bounce
     /// the line the owner writes on every pop.
-    pub(crate) stats: CachePadded<SlotStats>,
-    /// Lease, op log and in-hand slot of this CPU (`src/replication/`).
-    pub(crate) core: CachePadded<CoreState<Handle>>,
-    /// The slots holding replicas of this CPU's log: the workers on the `r` CPUs nearest to it
-    /// (`Topology::neighbours`), nearest first.
-    pub(crate) replica_holders: Box<[usize]>,
-    /// The replicas themselves, in the order of `replica_holders`.
-    pub(crate) replicas: Box<[Mutex<Replica<Handle>>]>,
-    /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
-    /// not started yet (its start handler runs before its lease starts), or exited at shutdown.
-    /// An idle owner's silent heartbeat is not a stall. 0 while the owner runs.
-    pub(crate) idle: AtomicU64,
-    /// The seat of the thread that owns this CPU's current epoch (`threads::NO_SEAT`: none).
-    pub(crate) owner_seat: AtomicUsize,
-    /// The OS's view of that thread, published by it when its lease starts, with its epoch.
-    pub(crate) owner_probe: Mutex<Option<(u32, ThreadProbe)>>,
-    /// This CPU's lease as judged by whoever looks (see `watch`).
-    pub(crate) watch: super::watch::Watch,
-    /// Slot 0 of a `use_current_thread` pool: its worker is the thread that built the pool,
-    /// which renews its lease only while inside a pool call. Such a slot is never judged (so
-    /// never taken over), and its worker counts as no live watcher; its queued tasks are
-    /// reached by stealing, like any worker's.
-    pub(crate) caller_owned: bool,
-}
-
-impl CoreSlot {
-    /// Whether the owner of the current epoch is idle (see [`idle`](Self::idle)).
-    pub(crate) fn owner_idle(&self) -> bool {
-        self.idle.load(Ordering::SeqCst) == u64::from(self.core.lease().epoch()) + 1
-    }
-
-    /// The probe of the thread owning `epoch`, if that thread published one.
-    pub(crate) fn probe_of(&self, epoch: u32) -> Option<ThreadProbe> {
-        match *self.owner_probe.lock() {
-            Some((e, probe)) if e == epoch => Some(probe),
-            _ => None,
-        }
-    }
+    pub(crate) stats: CachePadded<WorkerStats>,
 }
 
 pub(crate) struct Registry {
-    pub(crate) slots: Box<[CachePadded<CoreSlot>]>,
+    pub(crate) workers: Box<[CachePadded<WorkerPlace>]>,
     /// External submissions, one queue per NUMA node (indexed like `Topology::nodes`).
     pub(crate) injectors: Box<[CachePadded<Injector<JobRef>>]>,
-    /// Slot indices per node index.
-    pub(crate) node_slots: Vec<Vec<usize>>,
+    /// Worker positions per node index.
+    pub(crate) node_workers: Vec<Vec<usize>>,
     /// For each node index, the other node indices by increasing distance.
     pub(crate) remote_order: Vec<Vec<usize>>,
     /// OS CPU number → node index, to route a submission to the submitter's node.
     os_cpu_node: Vec<usize>,
-    /// Parking beds, one per thread seat (see `threads`).
+    /// Parking beds, one per thread seat (see `recovery::threads`).
     pub(crate) sleep: Sleep,
     pub(crate) terminating: AtomicBool,
     pub(crate) start_handler: Option<IndexHandler>,
     pub(crate) exit_handler: Option<IndexHandler>,
     pub(crate) panic_handler: Option<PanicHandler>,
     pub(crate) config: Config,
-    /// Takeover counters, folded into `PoolStats`.
-    pub(crate) replication: std::sync::Arc<ReplicationStats>,
-    /// Takeovers at the spare-thread cap (reporting only, so `std` atomics).
-    pub(crate) takeovers_without_replacement: std::sync::atomic::AtomicU64,
-    /// Silent leases whose worker thread was running or runnable: not taken over (reporting).
-    pub(crate) busy_expiries: std::sync::atomic::AtomicU64,
     /// The worker threads: seats, start, retire, join.
     pub(crate) threads: Threads,
-    /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
-    /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
-    /// worker had taken from an injector. Pruned by the monitor.
-    pub(crate) external: Mutex<Vec<Handle>>,
-    /// Tells the monitor thread to exit.
-    pub(crate) monitor_stop: AtomicBool,
-    /// For each slot, the slots whose replicas it holds: the leases its worker watches.
-    pub(crate) watches: Vec<Vec<usize>>,
-    /// Set by the monitor while an expired lease waits for a driver: every worker then checks
-    /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
-    /// its own cache line.
-    pub(crate) takeover_wanted: CachePadded<AtomicBool>,
-    /// `spawn_fifo`'s per-slot FIFO queues (see `fifo`).
-    pub(crate) fifo: super::fifo::FifoQueues,
+    /// Leases, logs, replicas and takeover counters (see `recovery`).
+    pub(crate) recovery: RecoveryState,
+    /// `spawn_fifo`'s per-position FIFO queues (see `fifo`).
+    pub(crate) fifo: FifoQueues,
+    worker_main: WorkerMain,
 }
 
 /// The fault-tolerance options of a pool, validated by the builder.
@@ -130,7 +104,7 @@ pub(crate) struct Config {
     pub(crate) max_spare_threads: usize,
     pub(crate) pin: bool,
     pub(crate) stack_size: Option<usize>,
-    /// Each slot's worker thread name, from the builder's `thread_name` (or the default): a
+    /// Each position's worker thread name, from the builder's `thread_name` (or the default): a
     /// replacement worker after a takeover takes its CPU's name, as users expect of a name fn.
     pub(crate) thread_names: Box<[String]>,
     /// The builder's `spawn_handler`: starts every worker thread, replacements included.
@@ -149,41 +123,37 @@ pub(crate) struct Handlers {
 
 impl Registry {
     /// Lays out `n` workers over `topology`'s CPUs. Each CPU starts with no deque and its
-    /// owner idle (not started); `build` adds each first worker's deque and starts it.
-    pub(crate) fn new(topology: &Topology, n: usize, h: Handlers, config: Config) -> Self {
+    /// owner idle (not started); `build` adds each first worker's deque and starts it, running
+    /// `worker_main`.
+    pub(crate) fn new(
+        topology: &Topology,
+        n: usize,
+        h: Handlers,
+        config: Config,
+        worker_main: WorkerMain,
+    ) -> Self {
         let cpus = topology.cpus();
         let nodes = topology.nodes();
-        let mut node_slots = vec![Vec::new(); nodes.len()];
-        let replication: std::sync::Arc<ReplicationStats> = Default::default();
-        let slots: Box<[_]> = (0..n)
+        let mut node_workers = vec![Vec::new(); nodes.len()];
+        let workers: Box<[_]> = (0..n)
             .map(|i| {
                 let cpu = cpus[i % cpus.len()];
                 let node = topology.node_of(cpu);
                 let node_index = topology.node_index(node).expect("node of a known CPU");
-                node_slots[node_index].push(i);
-                let holders = replica_holders(topology, i, n, config.replication_factor);
-                CachePadded::new(CoreSlot {
+                node_workers[node_index].push(i);
+                CachePadded::new(WorkerPlace {
                     cpu,
                     node,
                     node_index,
                     os_cpu: topology.os_cpu(cpu),
                     generations: Generations::new(),
                     inbox: Injector::new(),
-                    stats: CachePadded::new(SlotStats::default()),
-                    core: CachePadded::new(CoreState::new(
-                        i as u32,
-                        DEFAULT_LOG_CAPACITY,
-                        std::sync::Arc::clone(&replication),
-                    )),
-                    replica_holders: holders.clone().into_boxed_slice(),
-                    replicas: holders.iter().map(|_| Mutex::new(Replica::new(0))).collect(),
-                    idle: AtomicU64::new(1),
-                    owner_seat: AtomicUsize::new(NO_SEAT),
-                    owner_probe: Mutex::new(None),
-                    watch: super::watch::Watch::new(std::time::Instant::now()),
-                    caller_owned: config.use_current_thread && i == 0,
+                    stats: CachePadded::new(WorkerStats::default()),
                 })
             })
+            .collect();
+        let holders = (0..n)
+            .map(|i| replica_holders(topology, i, n, config.replication_factor))
             .collect();
         let remote_order = (0..nodes.len())
             .map(|a| {
@@ -198,24 +168,16 @@ impl Registry {
         for &c in cpus.iter().rev() {
             os_cpu_node[topology.os_cpu(c)] = topology.node_index(topology.node_of(c)).unwrap_or(0);
         }
-        let watches = (0..n)
-            .map(|h| {
-                (0..n)
-                    .filter(|&i| slots[i].replica_holders.contains(&h))
-                    .collect()
-            })
-            .collect();
         Registry {
-            fifo: super::fifo::FifoQueues::new(n),
-            watches,
-            takeover_wanted: CachePadded::new(AtomicBool::new(false)),
+            fifo: FifoQueues::new(n),
+            recovery: RecoveryState::new(holders, config.use_current_thread),
             sleep: Sleep::new(n + config.max_spare_threads),
             threads: Threads::new(n + config.max_spare_threads),
-            slots,
+            workers,
             injectors: (0..nodes.len())
                 .map(|_| CachePadded::new(Injector::new()))
                 .collect(),
-            node_slots,
+            node_workers,
             remote_order,
             os_cpu_node,
             terminating: AtomicBool::new(false),
@@ -223,16 +185,73 @@ impl Registry {
             exit_handler: h.exit,
             panic_handler: h.panic,
             config,
-            replication,
-            takeovers_without_replacement: Default::default(),
-            busy_expiries: Default::default(),
-            monitor_stop: AtomicBool::new(false),
-            external: Mutex::new(Vec::new()),
+            worker_main,
         }
     }
 
+    /// Starts a worker thread for position `index` in the reserved `seat`, owning `deque`
+    /// (whose generation guard is `owner`) under `token`: pinned if the pool pins, at its
+    /// CPU's location, in the fault plan. On error the seat is given back.
+    pub(crate) fn start_worker(
+        self: &Arc<Self>,
+        index: usize,
+        seat: usize,
+        deque: Worker<JobRef>,
+        owner: Owner,
+        token: OwnerToken,
+    ) -> io::Result<()> {
+        let place = &self.workers[index];
+        let os_cpu = self.config.pin.then_some(place.os_cpu);
+        let location = (place.cpu, place.node);
+        let fault_id = self.threads.next_fault_id();
+        let registry = Arc::clone(self);
+        let body = move || {
+            if let Some(cpu) = os_cpu {
+                crate::topology::bind_current_thread(cpu);
+            }
+            crate::topology::set_current_location(Some(location));
+            #[cfg(feature = "fault-injection")]
+            if let Some(plan) = &registry.config.fault_plan {
+                crate::fault::enter(plan);
+            }
+            crate::fault::set_thread_id(fault_id);
+            let main = registry.worker_main;
+            let start = WorkerStart {
+                index,
+                seat,
+                deque,
+                owner,
+                token,
+                fault_id,
+            };
+            main(registry, start);
+        };
+        let spec = ThreadSpec {
+            index,
+            name: self.config.thread_names[index].clone(),
+            stack_size: self.config.stack_size,
+            spawn_handler: self.config.spawn_handler.as_ref(),
+        };
+        self.threads.start(seat, spec, Box::new(body))
+    }
+
+    /// Lets the workers drain every queue and exit, and joins them and then the `monitor`
+    /// (see `Threads::shut_down`).
+    pub(crate) fn shut_down(&self, monitor: Option<std::thread::JoinHandle<()>>) {
+        self.threads.shut_down(
+            || self.terminate(),
+            || {
+                self.recovery.monitor_stop.store(true, Ordering::Release);
+                if let Some(m) = monitor {
+                    m.thread().unpark();
+                    let _ = m.join();
+                }
+            },
+        );
+    }
+
     pub(crate) fn num_threads(&self) -> usize {
-        self.slots.len()
+        self.workers.len()
     }
 
     /// Queues `job` on the injector of the calling thread's node and makes sure a worker looks.
@@ -278,14 +297,14 @@ impl Registry {
             }
             None => eprintln!(
                 "replicore: a spawned task or a handler panicked: {}; the worker goes on",
-                panic_message(&*payload)
+                super::job::panic_message(&*payload)
             ),
         }
     }
 }
 
-/// The slots holding replicas of slot `i`'s log: the workers on the `r` CPUs nearest to slot
-/// `i`'s CPU (`Topology::neighbours` order), first worker of each CPU.
+/// The positions holding replicas of position `i`'s log: the workers on the `r` CPUs nearest to
+/// position `i`'s CPU (`Topology::neighbours` order), first worker of each CPU.
 fn replica_holders(topology: &Topology, i: usize, n: usize, r: usize) -> Vec<usize> {
     let cpus = topology.cpus();
     let cpu = cpus[i % cpus.len()];
@@ -302,13 +321,32 @@ fn replica_holders(topology: &Topology, i: usize, n: usize, r: usize) -> Vec<usi
         .collect()
 }
 
-/// The text of a panic payload, if it has one.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "<non-string payload>"
+/// One FIFO queue of task jobs per worker position (see `fifo`).
+pub(crate) struct FifoQueues(Box<[Injector<JobRef>]>);
+
+impl FifoQueues {
+    /// Queues for `n` worker positions.
+    pub(crate) fn new(n: usize) -> Self {
+        FifoQueues((0..n).map(|_| Injector::new()).collect())
+    }
+
+    pub(crate) fn push(&self, position: usize, job: JobRef) {
+        self.0[position].push(job);
+    }
+
+    /// Runs the oldest task of `position`'s queue: a FIFO token's whole work.
+    ///
+    /// # Safety
+    /// Called once per token, and only for a queue that received a task before the token was
+    /// queued (so it cannot be empty: tokens and tasks are one to one).
+    pub(crate) unsafe fn run_oldest(&self, position: usize) {
+        loop {
+            match self.0[position].steal() {
+                // SAFETY: the task came out of the queue once, so this is its one start.
+                Steal::Success(job) => return unsafe { job.execute() },
+                Steal::Retry => continue,
+                Steal::Empty => unreachable!("a FIFO token found its queue empty"),
+            }
+        }
     }
 }

@@ -7,9 +7,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
 use super::broadcast::{BroadcastContext, push_to_inboxes};
-use super::compat::inject_heap;
 use super::job::{HeapJob, JobRef};
 use super::latch::CountLatch;
+use super::recovery::seam::publish_external;
 use super::registry::Registry;
 use super::worker::WorkerThread;
 use crate::sync::atomic::{AtomicPtr, Ordering};
@@ -80,7 +80,7 @@ impl<'scope> Scope<'scope> {
     /// all of those runs and re-raises the first panic. Each worker runs it once its own deque
     /// is empty, before it steals.
     ///
-    /// The jobs wait in the workers' per-CPU inboxes, which belong to the CPU slot, not to the
+    /// The jobs wait in the workers' per-CPU inboxes, which belong to the position, not to the
     /// thread: if a worker stalls and its CPU is taken over, the replacement runs the job, with
     /// the same index.
     ///
@@ -166,7 +166,7 @@ impl<'scope> Scope<'scope> {
     pub(super) fn queue(&self, job: JobRef) {
         match WorkerThread::current() {
             Some(w) if Arc::ptr_eq(&w.registry, &self.registry) => w.push_heap(job, false),
-            _ => inject_heap(&self.registry, job),
+            _ => publish_external(&self.registry, job),
         }
     }
 

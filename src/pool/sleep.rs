@@ -24,7 +24,7 @@
 //! until some other wake-up, as in rayon.)
 //!
 //! A worker waiting for a latch (join, scope, install) parks through the same path; the latch's
-//! [`CoreLatch`] word tells the setter to wake exactly that worker.
+//! [`SleepLatch`] word tells the setter to wake exactly that worker.
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use crate::sync::{Condvar, Mutex};
@@ -101,7 +101,7 @@ impl Sleep {
 
     /// Parks worker `index` unless work was published (or `latch` set) since `token` was taken.
     /// Returns when woken; the caller re-checks its condition either way.
-    pub fn sleep(&self, index: usize, token: u64, latch: Option<&CoreLatch>) -> Slept {
+    pub fn sleep(&self, index: usize, token: u64, latch: Option<&SleepLatch>) -> Slept {
         let bed = &self.beds[index];
         let mut asleep = bed.asleep.lock();
         if let Some(latch) = latch
@@ -221,12 +221,12 @@ const SET: usize = 2;
 ///
 /// Internal; exported only under `--cfg loom` for the model checker.
 #[derive(Debug, Default)]
-pub struct CoreLatch(AtomicUsize);
+pub struct SleepLatch(AtomicUsize);
 
-impl CoreLatch {
+impl SleepLatch {
     /// An unset latch.
-    pub fn new() -> CoreLatch {
-        CoreLatch(AtomicUsize::new(UNSET))
+    pub fn new() -> SleepLatch {
+        SleepLatch(AtomicUsize::new(UNSET))
     }
 
     /// Whether it is set; `Acquire`, so the setter's writes (a job's result) are visible.

@@ -50,7 +50,7 @@ pub struct ThreadBuilder {
 }
 
 impl ThreadBuilder {
-    /// The worker's index in the pool (its CPU slot; a replacement has its predecessor's).
+    /// The worker's index in the pool (its position; a replacement has its predecessor's).
     ///
     /// ```
     /// use std::sync::Mutex;
@@ -223,7 +223,7 @@ pub(crate) fn spawn_custom(
         Ok(Err(e)) => Err(e),
         Err(payload) => Err(io::Error::other(format!(
             "the spawn handler panicked: {}",
-            super::registry::panic_message(&*payload)
+            super::job::panic_message(&*payload)
         ))),
     }
 }

@@ -4,15 +4,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::broadcast::{BroadcastContext, broadcast_on_worker};
-use super::builder::ThreadPoolBuilder;
-use super::job::{HeapJob, StackJob};
+use super::job::StackJob;
 use super::join::join_on_worker;
 use super::latch::{LockLatch, SpinLatch};
-use super::logged::{Spawned, job_ref, logged};
+use super::recovery::logged::Spawned;
+use super::recovery::seam::publish_external;
 use super::registry::Registry;
 use super::scope::{Scope, scope_on_worker};
 use super::stats::PoolStats;
-use super::threads::shut_down;
 use super::worker::WorkerThread;
 
 /// A work-stealing thread pool with one worker per CPU of its [`Topology`](crate::Topology).
@@ -46,16 +45,6 @@ impl std::fmt::Debug for ThreadPool {
 }
 
 impl ThreadPool {
-    /// A builder with every option at its default.
-    ///
-    /// ```
-    /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
-    /// # Ok::<(), replicore::BuildError>(())
-    /// ```
-    pub fn builder() -> ThreadPoolBuilder {
-        ThreadPoolBuilder::new()
-    }
-
     pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -207,23 +196,15 @@ impl ThreadPool {
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
     /// pool.install(|| ());
-    /// assert!(pool.stats().injector_pops >= 1);
+    /// assert!(pool.stats().scheduler.injector_pops >= 1);
     /// # Ok::<(), replicore::BuildError>(())
     /// ```
     pub fn stats(&self) -> PoolStats {
         let mut total = PoolStats::default();
-        for slot in self.registry.slots.iter() {
-            total.add(&slot.stats);
+        for place in self.registry.workers.iter() {
+            total.scheduler.add(&place.stats);
         }
-        total.add_replication(&self.registry.replication.snapshot());
-        total.takeovers_without_replacement = self
-            .registry
-            .takeovers_without_replacement
-            .load(std::sync::atomic::Ordering::Relaxed);
-        total.busy_expiries = self
-            .registry
-            .busy_expiries
-            .load(std::sync::atomic::Ordering::Relaxed);
+        total.recovery = self.registry.recovery.protocol.snapshot();
         total
     }
 
@@ -257,7 +238,7 @@ impl ThreadPool {
         if self.on_own_worker() {
             return; // `drop` tells the workers to drain.
         }
-        shut_down(&self.registry, self.monitor.take());
+        self.registry.shut_down(self.monitor.take());
     }
 
     fn on_own_worker(&self) -> bool {
@@ -326,12 +307,6 @@ where
     match WorkerThread::current() {
         // The closure goes straight into the logged header: one allocation per task.
         Some(w) if Arc::ptr_eq(&w.registry, registry) => w.push_heap(Spawned(job), true),
-        _ if registry.config.replication_factor > 0 => {
-            let handle = logged(Spawned(job));
-            registry.external.lock().push(Arc::clone(&handle));
-            registry.inject(job_ref(handle));
-        }
-        // SAFETY: the closure is `'static`, so it may run at any time.
-        _ => registry.inject(unsafe { HeapJob::into_job_ref(job) }),
+        _ => publish_external(registry, Spawned(job)),
     }
 }

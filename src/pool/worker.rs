@@ -6,14 +6,14 @@ use std::sync::Arc;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::generations::Owner;
-use super::job::JobRef;
-use super::logged::{Handle, RunOnce, job_ref, logged};
-use super::probe::ThreadProbe;
-use super::registry::{CoreSlot, Registry};
-use super::sleep::{CoreLatch, Slept};
-use super::stats::bump;
+use super::job::{Handle, JobRef, Starter};
+use super::recovery::logged::RunOnce;
+use super::recovery::seam::{self, Publish, Seam};
+use super::registry::{Registry, WorkerPlace, WorkerStart};
+use super::sleep::{SleepLatch, Slept};
+use super::stats::{WorkerStats, bump};
 use crate::fault::{FaultPoint, point};
-use crate::replication::{Fenced, OwnerToken, Start};
+use crate::replication::Start;
 use crate::sync::atomic::Ordering;
 
 /// Rounds of searching (with a CPU pause and a yield) before a worker parks. Short, so an idle
@@ -66,25 +66,18 @@ pub(crate) struct WorkerThread {
     /// job it is running still finds its worker.
     depth: Cell<u32>,
     pub(crate) index: usize,
-    /// This thread's seat (see `threads`): its sleep bed, and what latches wake.
+    /// This thread's seat (see `recovery::threads`): its sleep bed, and what latches wake.
     pub(crate) seat: usize,
     pub(crate) registry: Arc<Registry>,
-    /// `&registry.slots[index]`, resolved once: the hot path (heartbeat, fence check, counters)
-    /// then costs no pointer chase and no bounds check per `join`. Valid for as long as `registry`
-    /// is held, i.e. the worker's whole life.
-    slot: *const CoreSlot,
+    /// `&registry.workers[index]`, resolved once: the hot path (counters, inbox) then costs no
+    /// pointer chase and no bounds check per `join`. Valid for as long as `registry` is held,
+    /// i.e. the worker's whole life.
+    place: *const WorkerPlace,
     rng: Cell<u64>,
-    /// This worker's lease epoch and heartbeat counter on its CPU. A `Cell` of a `Copy` token:
-    /// renewing and checking are then plain loads and stores, with no borrow flag on the hot path.
-    token: Cell<OwnerToken>,
-    /// Latched once this worker sees that a successor fenced its epoch.
-    fenced: Cell<bool>,
-    /// The thieves' end of `deque`: a fenced worker drains its own old deque only by stealing.
-    own_stealer: Stealer<JobRef>,
+    /// This worker's lease, and the rest of its side of recovery.
+    seam: Seam,
     /// This thread's worker id in a fault plan.
-    pub(crate) fault_id: usize,
-    /// Loop turns left until this worker next checks its neighbours' leases (see `watch`).
-    pub(crate) watch_countdown: Cell<u32>,
+    fault_id: usize,
 }
 
 impl WorkerThread {
@@ -111,21 +104,18 @@ impl WorkerThread {
             && (self.left.get() || self.registry.terminating.load(Ordering::Acquire))
     }
 
-    /// The state of worker `index` in `seat`, not yet started.
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        deque: Worker<JobRef>,
-        owner: Owner,
-        index: usize,
-        seat: usize,
-        registry: Arc<Registry>,
-        token: OwnerToken,
-        fault_id: usize,
-        caller_owned: bool,
-    ) -> Self {
-        let slot: *const CoreSlot = &*registry.slots[index];
+    /// The state of a worker described by `start`, not yet started.
+    fn new(registry: Arc<Registry>, start: WorkerStart, caller_owned: bool) -> Self {
+        let WorkerStart {
+            index,
+            seat,
+            deque,
+            owner,
+            token,
+            fault_id,
+        } = start;
+        let place: *const WorkerPlace = &*registry.workers[index];
         WorkerThread {
-            own_stealer: deque.stealer(),
             deque,
             _owner: owner,
             caller_owned,
@@ -133,13 +123,11 @@ impl WorkerThread {
             depth: Cell::new(0),
             index,
             seat,
+            seam: Seam::new(&registry, index, token, fault_id),
             registry,
-            slot,
+            place,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
-            token: Cell::new(token),
-            fenced: Cell::new(false),
             fault_id,
-            watch_countdown: Cell::new(super::watch::WATCH_EVERY),
         }
     }
 
@@ -148,24 +136,16 @@ impl WorkerThread {
         if let Some(h) = &self.registry.start_handler {
             self.registry.call_handler(h, self.index);
         }
-        self.begin_lease();
+        self.seam.begin_lease();
     }
 
-    /// Makes the calling thread worker 0 of `registry` (`use_current_thread`), in `seat`:
-    /// runs the start handler here, then starts the lease. The thread then works for the pool
-    /// only inside pool calls; it leaves through [`leave_caller`](Self::leave_caller) or when it
-    /// exits.
-    pub(crate) fn register_caller(
-        deque: Worker<JobRef>,
-        owner: Owner,
-        seat: usize,
-        registry: Arc<Registry>,
-        token: OwnerToken,
-        fault_id: usize,
-    ) {
-        let worker = Box::new(WorkerThread::new(
-            deque, owner, 0, seat, registry, token, fault_id, true,
-        ));
+    /// Makes the calling thread worker 0 of `registry` (`use_current_thread`), as `start`
+    /// says: runs the start handler here, then starts the lease. No thread is spawned, no
+    /// fault plan is entered and the thread is not pinned (it is the user's). The thread then
+    /// works for the pool only inside pool calls; it leaves through
+    /// [`leave_caller`](Self::leave_caller) or when it exits.
+    pub(crate) fn register_caller(registry: Arc<Registry>, start: WorkerStart) {
+        let worker = Box::new(WorkerThread::new(registry, start, true));
         let ptr: *const WorkerThread = &*worker;
         CALLER_WORKERS.with(|c| c.borrow_mut().0.push(worker));
         CURRENT.with(|c| c.set(ptr));
@@ -210,27 +190,13 @@ impl WorkerThread {
         while let Some(job) = self.deque.pop() {
             self.registry.inject(job);
         }
-        let epoch = u64::from(self.token.get().epoch());
-        self.slot().idle.fetch_max(epoch + 1, Ordering::SeqCst);
-        self.slot()
-            .owner_seat
-            .store(super::threads::NO_SEAT, Ordering::Release);
-        self.registry.threads.release(self.seat);
+        self.seam.hand_back(&self.registry, self.seat);
     }
 
-    /// The thread body of worker `index` in `seat`.
-    /// `token` is the lease this worker owns its CPU under: epoch 0 for the first worker, the
-    /// fenced epoch + 1 for a replacement.
-    pub(crate) fn run(
-        deque: Worker<JobRef>,
-        owner: Owner,
-        index: usize,
-        seat: usize,
-        registry: Arc<Registry>,
-        token: OwnerToken,
-        fault_id: usize,
-    ) {
-        let worker = WorkerThread::new(deque, owner, index, seat, registry, token, fault_id, false);
+    /// The thread body of the worker `start` describes (the registry's `WorkerMain`).
+    pub(crate) fn run(registry: Arc<Registry>, start: WorkerStart) {
+        let index = start.index;
+        let worker = WorkerThread::new(registry, start, false);
         CURRENT.with(|c| c.set(&worker));
         worker.start();
         worker.main_loop();
@@ -241,30 +207,7 @@ impl WorkerThread {
         if let Some(h) = &registry.exit_handler {
             registry.call_handler(h, index);
         }
-        worker.retire();
-    }
-
-    /// Starts this worker's lease: publishes how the watch can see this thread, then the first
-    /// heartbeat, then leaves the "not started" idle state the CPU was in. The start handler ran
-    /// before this, so a slow handler is never taken for a stall.
-    fn begin_lease(&self) {
-        let slot = self.slot();
-        let epoch = self.token.get().epoch();
-        {
-            let mut probe = slot.owner_probe.lock();
-            // A replacement that was fenced before it started (its epoch moved on) must not
-            // overwrite a newer owner's probe; epochs only grow.
-            if probe.is_none_or(|(e, _)| (e.wrapping_sub(epoch) as i32) <= 0) {
-                *probe = ThreadProbe::current().map(|p| (epoch, p));
-            }
-        }
-        self.renew();
-        let _ = slot.idle.compare_exchange(
-            u64::from(epoch) + 1,
-            0,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        worker.seam.retire(&worker.registry, worker.seat);
     }
 
     fn main_loop(&self) {
@@ -277,58 +220,23 @@ impl WorkerThread {
         });
     }
 
-    /// Leaves the pool. A fenced worker tells shutdown it is done (terminating workers wait for
-    /// fenced ones); a worker that exits at shutdown marks its CPU idle, so that no one takes
-    /// over a CPU whose worker simply left.
-    fn retire(&self) {
-        if self.is_fenced() {
-            self.registry.threads.retire(self.seat);
-            self.registry.sleep.wake_all();
-        } else {
-            let epoch = u64::from(self.token.get().epoch());
-            self.slot().idle.fetch_max(epoch + 1, Ordering::SeqCst);
-        }
-    }
-
     #[inline]
-    fn slot(&self) -> &CoreSlot {
-        // SAFETY: `slot` points into the registry's slot array, which this worker keeps alive
-        // through `registry` and which is never resized.
-        unsafe { &*self.slot }
+    fn place(&self) -> &WorkerPlace {
+        // SAFETY: `place` points into the registry's worker array, which this worker keeps
+        // alive through `registry` and which is never resized.
+        unsafe { &*self.place }
     }
 
-    /// Renews this worker's lease: one relaxed store (a scheduling point).
-    #[inline]
-    fn renew(&self) {
-        let mut token = self.token.get();
-        token.renew(self.slot().core.lease());
-        self.token.set(token);
-    }
-
-    /// Whether a successor has fenced this worker's epoch. One `SeqCst` load (a plain load on
-    /// x86) until it first says yes; then latched.
+    /// Whether a successor has fenced this worker's epoch (see `Seam::is_fenced`).
     #[inline]
     pub(crate) fn is_fenced(&self) -> bool {
-        if self.fenced.get() {
-            return true;
-        }
-        if self
-            .slot()
-            .core
-            .lease()
-            .is_current(self.token.get().epoch())
-        {
-            return false;
-        }
-        self.fenced.set(true);
-        true
+        self.seam.is_fenced()
     }
 
     /// A fenced worker's push goes to its node's injector instead of its old deque (G4: nothing
     /// is enqueued under the old epoch; the task is redirected, never lost).
     pub(crate) fn redirect(&self, job: JobRef) {
-        self.registry.replication.record_fenced(1);
-        self.registry.inject(job);
+        seam::redirect(&self.registry, job);
     }
 
     /// Pushes a `join` half this worker will itself wait for onto its own deque; see
@@ -350,22 +258,9 @@ impl WorkerThread {
     /// take the full, fenced wake-up check: the spawner may go on to block (say, on a channel the
     /// task will fill), so it cannot be relied on to pop the task itself.
     pub(crate) fn push_heap(&self, job: impl RunOnce, detached: bool) {
-        let job = if self.registry.config.replication_factor == 0 {
-            let job = job.into_job_ref();
-            if self.is_fenced() {
-                return self.redirect(job);
-            }
-            job
-        } else {
-            let token = self.token.get();
-            match self.slot().core.publish_push(&token, logged(job)) {
-                Ok(handle) => job_ref(handle),
-                Err(Fenced(handle)) => {
-                    self.fenced.set(true);
-                    self.registry.inject(job_ref(handle));
-                    return;
-                }
-            }
+        let job = match self.seam.publish(&self.registry, job) {
+            Publish::Queue(job) => job,
+            Publish::Redirect(job) => return self.registry.inject(job),
         };
         self.deque.push(job);
         if detached {
@@ -382,14 +277,14 @@ impl WorkerThread {
         // The fault point comes before the lease check, so that a stall there is followed by a
         // check that sees the fence (the check stays as close to the pop as it can).
         point(FaultPoint::BeforePop, self.fault_id);
-        self.renew();
+        self.seam.renew();
         if self.is_fenced() {
             return None;
         }
         let job = self.deque.pop();
         if job.is_some() {
             point(FaultPoint::AfterPop, self.fault_id);
-            bump(&self.slot_stats().local_pops);
+            bump(&self.stats().local_pops);
         }
         job
     }
@@ -403,47 +298,33 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn pop_own(&self, mine: JobRef) -> Option<JobRef> {
         point(FaultPoint::BeforePop, self.fault_id);
-        self.renew();
+        self.seam.renew();
         let job = self.deque.pop()?;
         point(FaultPoint::AfterPop, self.fault_id);
         if job != mine && self.is_fenced() {
             self.redirect(job);
             return None;
         }
-        bump(&self.slot_stats().local_pops);
+        bump(&self.stats().local_pops);
         Some(job)
     }
 
-    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then the
-    /// lease check and the job's single claim.
-    pub(crate) fn start_logged(&self, handle: &Handle) -> Start {
-        let token = self.token.get();
-        let core = &self.slot().core;
-        core.take_in_hand(&token, handle);
-        let start = core.start(&token, handle);
-        if start == Start::Fenced {
-            self.fenced.set(true);
-        }
-        start
-    }
-
     #[inline]
-    fn slot_stats(&self) -> &super::stats::SlotStats {
-        &self.slot().stats
+    fn stats(&self) -> &WorkerStats {
+        &self.place().stats
     }
 
     /// Runs a job this worker has taken from a queue.
     ///
-    /// "take → claim → run": the job was *taken* by `pop`/`steal`, whose compare-and-swap inside
-    /// crossbeam's deque is today the claim (a popped job is owned by the popper). Issue 4 puts
-    /// the job in the slot's "in hand" word here and makes `Claim::try_claim` the start's
-    /// linearization point across owner, thief and successor.
+    /// "take → claim → run": the job was *taken* by `pop`/`steal` (a popped job is owned by the
+    /// popper). A logged job then starts through this worker (see the `Starter` impl below):
+    /// recorded in hand, lease checked, claimed, so that exactly one of its copies runs.
     #[inline]
     pub(crate) fn execute(&self, job: JobRef) {
-        bump(&self.slot_stats().tasks_executed);
+        bump(&self.stats().tasks_executed);
         self.depth.set(self.depth.get() + 1);
         // SAFETY: the job came out of a queue exactly once, so we own its single start.
-        unsafe { job.execute() };
+        unsafe { job.execute_on(self) };
         // Jobs catch their own panics, so this is reached (and if one ever unwound, a depth
         // left high only keeps a caller-owned worker visible, never hides one in use).
         self.depth.set(self.depth.get() - 1);
@@ -452,7 +333,7 @@ impl WorkerThread {
     /// Counts a `join` half popped back and run inline.
     #[inline]
     pub(crate) fn count_inline(&self) {
-        bump(&self.slot_stats().tasks_executed);
+        bump(&self.stats().tasks_executed);
     }
 
     /// [`crate::yield_now`] on this worker: a scheduling point that runs at most one found task.
@@ -475,10 +356,10 @@ impl WorkerThread {
     pub(crate) fn yield_local(&self) -> super::Yield {
         // `pop` renews the lease and returns nothing once fenced; a fenced worker takes no work.
         let job = self.pop().or_else(|| {
-            if self.fenced.get() {
+            if self.seam.seen_fenced() {
                 return None;
             }
-            let inbox = &self.slot().inbox;
+            let inbox = &self.place().inbox;
             loop {
                 match inbox.steal() {
                     Steal::Success(job) => break Some(job),
@@ -503,7 +384,7 @@ impl WorkerThread {
 
     /// Runs other work until `latch` is set.
     #[inline]
-    pub(crate) fn wait_until(&self, latch: &CoreLatch) {
+    pub(crate) fn wait_until(&self, latch: &SleepLatch) {
         if !latch.probe() {
             self.wait_for(Some(latch), || latch.probe());
         }
@@ -517,16 +398,15 @@ impl WorkerThread {
     /// the waiting one (without bound, over many queued tasks that each wait). The main loop
     /// (no latch) checks `done` only when no work is found, so a terminating worker drains every
     /// queue first.
-    fn wait_for(&self, latch: Option<&CoreLatch>, done: impl Fn() -> bool) {
+    fn wait_for(&self, latch: Option<&SleepLatch>, done: impl Fn() -> bool) {
         let sleep = &self.registry.sleep;
         let mut idle_rounds = 0;
         loop {
             if latch.is_some() && done() {
                 return;
             }
-            // Scheduling point: renew the lease (one relaxed store).
-            self.renew();
-            if self.is_fenced() {
+            // Scheduling point: renew the lease (one relaxed store), maybe watch the neighbours.
+            if self.seam.scheduling_point(&self.registry) {
                 // Retire from the main loop: a successor owns this CPU now. Whatever is left in
                 // our old deque is drained by stealing. Inside a latch wait, the task we were
                 // running when fenced goes on: wait for its latch without taking new work.
@@ -535,7 +415,6 @@ impl WorkerThread {
                 }
                 return;
             }
-            self.maybe_watch();
             if let Some(job) = self.find_work() {
                 idle_rounds = 0;
                 self.execute(job);
@@ -567,9 +446,9 @@ impl WorkerThread {
                 }
                 return;
             }
-            bump(&self.slot_stats().parks);
+            bump(&self.stats().parks);
             if self.park(token, latch) == Slept::Woken {
-                bump(&self.slot_stats().unparks);
+                bump(&self.stats().unparks);
             }
             idle_rounds = 0;
         }
@@ -590,18 +469,11 @@ impl WorkerThread {
         }
     }
 
-    /// Parks on this thread's own bed. While parked, the CPU is marked idle for this worker's
-    /// epoch: a parked worker has an empty deque and nothing in hand, so its silent heartbeat is
-    /// not a stall. The mark only ever grows (`fetch_max`), so a worker fenced since its last
-    /// check cannot hide its successor (a newer epoch) from the watch.
-    fn park(&self, token: u64, latch: Option<&CoreLatch>) -> Slept {
-        let slot = self.slot();
-        let mine = u64::from(self.token.get().epoch()) + 1;
-        slot.idle.fetch_max(mine, Ordering::SeqCst);
+    /// Parks on this thread's own bed, its CPU marked idle meanwhile (see `Seam::park`).
+    fn park(&self, token: u64, latch: Option<&SleepLatch>) -> Slept {
+        let mark = self.seam.park();
         let slept = self.registry.sleep.sleep(self.seat, token, latch);
-        let _ = slot
-            .idle
-            .compare_exchange(mine, 0, Ordering::SeqCst, Ordering::SeqCst);
+        self.seam.unpark(mark);
         slept
     }
 
@@ -614,7 +486,7 @@ impl WorkerThread {
     /// counts as a sleeper, and a wake-up meant for new work (`wake_any`) could then land on this
     /// thread, which would not take the work, while the workers that would stay asleep. Fenced
     /// waits are rare and end when a thief or the replacement finishes the awaited job.
-    fn wait_fenced(&self, latch: &CoreLatch) {
+    fn wait_fenced(&self, latch: &SleepLatch) {
         let backoff = crate::sync::Backoff::new();
         while !latch.probe() {
             backoff.snooze_or_sleep();
@@ -627,8 +499,14 @@ impl WorkerThread {
         if let Some(job) = self.pop() {
             return Some(job);
         }
+        if self.seam.seen_fenced() {
+            // Fenced (seen by `pop`): no new work, and nothing may enter this worker's deque.
+            // What is left in it is drained by thieves and the successor, which steal from
+            // every deque this CPU has had.
+            return None;
+        }
         let registry = &*self.registry;
-        let me = &registry.slots[self.index];
+        let me = self.place();
         let stats = &me.stats;
         loop {
             let mut retry = false;
@@ -650,11 +528,8 @@ impl WorkerThread {
                 bump(&stats.injector_pops);
                 return Some(job);
             }
-            // Our own CPU's older deques (a replacement drains its predecessor's), or, fenced,
-            // our own deque: stolen, never popped.
-            let own = if self.fenced.get() {
-                self.own_stealer.steal()
-            } else if me.generations.len() > 1 {
+            // Our own CPU's older deques: a replacement drains its predecessor's.
+            let own = if me.generations.len() > 1 {
                 me.generations.steal_with(Stealer::steal)
             } else {
                 Steal::Empty
@@ -664,7 +539,7 @@ impl WorkerThread {
                 bump(&stats.steals_same_node);
                 return Some(job);
             }
-            let local = &registry.node_slots[me.node_index];
+            let local = &registry.node_workers[me.node_index];
             if local.len() > 1 {
                 let start = self.next_random() % local.len();
                 for k in 0..local.len() {
@@ -672,7 +547,7 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    let stolen = registry.slots[victim].generations.steal_with(Stealer::steal);
+                    let stolen = registry.workers[victim].generations.steal_with(Stealer::steal);
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_same_node);
@@ -683,15 +558,10 @@ impl WorkerThread {
             for &node in &registry.remote_order[me.node_index] {
                 // A cross-node steal takes about half the victim's queue, paying the remote
                 // cache-line transfers once for many tasks.
-                for &victim in &registry.node_slots[node] {
-                    let stolen = registry.slots[victim].generations.steal_with(|s| {
-                        if self.fenced.get() {
-                            // Nothing may enter a fenced worker's deque.
-                            s.steal()
-                        } else {
-                            s.steal_batch_and_pop(&self.deque)
-                        }
-                    });
+                for &victim in &registry.node_workers[node] {
+                    let stolen = registry.workers[victim]
+                        .generations
+                        .steal_with(|s| s.steal_batch_and_pop(&self.deque));
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_remote_node);
@@ -709,15 +579,12 @@ impl WorkerThread {
         }
     }
 
-    /// Takes from an injector: a batch into our deque, or, fenced, one job (nothing may enter a
-    /// fenced worker's deque). An injector that looks empty is skipped without a `steal`, whose
-    /// failure would cost a `SeqCst` fence on every search.
+    /// Takes a batch from an injector into our deque. An injector that looks empty is skipped
+    /// without a `steal`, whose failure would cost a `SeqCst` fence on every search.
     #[inline]
     fn take_from(&self, injector: &crossbeam_deque::Injector<JobRef>) -> Steal<JobRef> {
         if injector.is_empty() {
             Steal::Empty
-        } else if self.fenced.get() {
-            injector.steal()
         } else {
             injector.steal_batch_and_pop(&self.deque)
         }
@@ -745,5 +612,16 @@ fn found(steal: Steal<JobRef>, retry: &mut bool) -> Option<JobRef> {
             None
         }
         Steal::Empty => None,
+    }
+}
+
+/// A logged job taken by this worker starts through its lease (see `Seam::start`).
+impl Starter for WorkerThread {
+    fn start(&self, handle: &Handle) -> Start {
+        self.seam.start(handle)
+    }
+
+    fn requeue(&self, job: JobRef) {
+        self.registry.inject(job);
     }
 }

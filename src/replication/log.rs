@@ -8,7 +8,7 @@
 //! Either way a reader that reaches that position sees [`LogRead::Gap`], never a wrong entry.
 
 use super::Stamp;
-use super::slot::{Slot, SlotRead};
+use super::tagged_cell::{TaggedCell, TaggedRead};
 use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Default log capacity (ops); tiny under loom so that wrap-around is exercised.
@@ -44,7 +44,7 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2;
 /// ```
 #[derive(Debug)]
 pub struct OpLog<T> {
-    slots: Box<[Slot<Stamped<T>>]>,
+    slots: Box<[TaggedCell<Stamped<T>>]>,
     tail: AtomicU64,
     /// Every position below this one may have been skipped (a pinned slot was not overwritten).
     overrun_upto: AtomicU64,
@@ -94,7 +94,7 @@ impl<T: Clone> OpLog<T> {
     /// ```
     pub fn new(capacity: usize) -> Self {
         Self {
-            slots: (0..capacity.max(1)).map(|_| Slot::new()).collect(),
+            slots: (0..capacity.max(1)).map(|_| TaggedCell::new()).collect(),
             tail: AtomicU64::new(0),
             overrun_upto: AtomicU64::new(0),
         }
@@ -177,10 +177,10 @@ impl<T: Clone> OpLog<T> {
     pub fn read(&self, seq: u64) -> LogRead<T> {
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
         match slot.read(seq + 1) {
-            SlotRead::Value((stamp, Entry::Push(v))) => LogRead::Op(stamp, v),
-            SlotRead::Value((stamp, Entry::Started(pushed))) => LogRead::Started(stamp, pushed),
-            SlotRead::Newer => LogRead::Gap,
-            SlotRead::Older => {
+            TaggedRead::Value((stamp, Entry::Push(v))) => LogRead::Op(stamp, v),
+            TaggedRead::Value((stamp, Entry::Started(pushed))) => LogRead::Started(stamp, pushed),
+            TaggedRead::Newer => LogRead::Gap,
+            TaggedRead::Older => {
                 if self.overrun_upto.load(Ordering::SeqCst) > seq
                     || self.tail() >= seq + 1 + self.slots.len() as u64
                 {

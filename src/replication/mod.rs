@@ -9,22 +9,22 @@
 #![doc = include_str!("README.md")]
 
 pub(crate) mod claim;
-mod core;
+mod cpu;
 mod lease;
 mod log;
 mod recorder;
 mod replica;
-mod slot;
 mod stamp;
 mod stats;
+mod tagged_cell;
 mod takeover;
 
-pub use self::core::{CoreState, Fenced, Start};
 pub use claim::Claim;
+pub use cpu::{CpuState, Fenced, Start};
 pub use lease::{FenceError, Lease, LeaseObserver, LeaseState, OwnerToken};
 pub use log::{DEFAULT_LOG_CAPACITY, LogRead, OpLog};
 pub use recorder::{Recorded, Recorder};
 pub use replica::{Applied, Claimable, PRUNE_AT, Replica, SyncReport};
 pub use stamp::Stamp;
-pub use stats::{ReplicationSnapshot, ReplicationStats};
+pub use stats::{RecoveryStats, ReplicationStats};
 pub use takeover::{FencePoint, Outcome, Recovery, Takeover, adopt, fence, lock_within, take_over};

@@ -1,5 +1,5 @@
 //! A [`Recovery`] that records what a takeover asked for, for the loom models, the protocol's
-//! tests and its doc examples. The pool's own hooks are in `src/pool/takeover.rs`.
+//! tests and its doc examples. The pool's own hooks are in `src/pool/recovery/takeover.rs`.
 
 use super::lease::OwnerToken;
 use super::takeover::{FencePoint, Recovery};
@@ -10,8 +10,8 @@ use crate::sync::atomic::{AtomicUsize, Ordering};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{Claim, CoreState, Outcome, Recorder, Takeover, take_over};
-/// let core = CoreState::<Arc<Claim>>::new(0, 8, Default::default());
+/// use replicore::__protocol::{Claim, CpuState, Outcome, Recorder, Takeover, take_over};
+/// let core = CpuState::<Arc<Claim>>::new(0, 8, Default::default());
 /// let capped = Recorder::new(0);
 /// let t = Takeover { core: &core, replicas: &[], epoch: 0, successor: 1, fault_id: 1,
 ///                    patience: std::time::Duration::ZERO };

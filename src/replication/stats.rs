@@ -1,4 +1,4 @@
-//! Counters the pool folds into `PoolStats`.
+//! Takeover counters, and [`RecoveryStats`], their public snapshot (`PoolStats::recovery`).
 //!
 //! These are reporting, not protocol state, so they use `std` atomics directly (not the loom
 //! shim): loom then does not explore their interleavings, which carry no correctness meaning.
@@ -27,48 +27,64 @@ pub struct ReplicationStats {
     replica_lag_max_micros: AtomicU64,
     replacement_threads: AtomicU64,
     replica_gaps: AtomicU64,
+    takeovers_without_replacement: AtomicU64,
+    busy_expiries: AtomicU64,
 }
 
-/// A point-in-time copy of [`ReplicationStats`].
+/// A snapshot of a pool's recovery counters: leases, takeovers and replicas
+/// ([`ThreadPool::stats`](crate::ThreadPool::stats)`().recovery`).
 ///
 /// ```
-/// use replicore::__protocol::ReplicationStats;
-/// let stats = ReplicationStats::default();
-/// stats.record_expiry();
-/// let snap = stats.snapshot();
-/// assert_eq!((snap.lease_expiries, snap.takeovers), (1, 0));
+/// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
+/// pool.install(|| replicore::join(|| 1, || 2));
+/// let recovery = pool.stats().recovery;
+/// assert_eq!(recovery.takeovers, 0, "no worker stalled");
+/// println!("{recovery:?}");
+/// # Ok::<(), replicore::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplicationSnapshot {
-    /// Successful fences followed by adoption.
+#[non_exhaustive]
+pub struct RecoveryStats {
+    /// CPUs taken over after their lease expired (fence won, tasks adopted).
     pub takeovers: u64,
-    /// Owner actions refused because the owner was fenced, plus stale-epoch ops replicas rejected.
+    /// Owner actions refused because the owner had been fenced (it redirected the task and
+    /// retired), plus stale-epoch ops replicas rejected.
     pub fenced_rejections: u64,
-    /// Tasks a successor adopted from its replica.
+    /// Tasks a successor adopted from its replica of the taken-over CPU's queue.
     pub tasks_recovered_from_replica: u64,
-    /// Leases judged expired by a monitor.
+    /// Leases judged expired and acted on: a won fence, or a stall handled at the spare-thread
+    /// cap.
     pub lease_expiries: u64,
-    /// Largest replica lag seen, in ops.
+    /// Largest replica lag seen, in queue operations not yet applied.
     pub replica_lag_max: u64,
     /// Largest replica lag seen, in time since that replica was last caught up (µs resolution).
     pub replica_lag_max_time: Duration,
-    /// Replacement workers started after takeovers (recorded by the pool).
+    /// Replacement worker threads started to restore a taken-over CPU's capacity.
     pub replacement_threads: u64,
-    /// Replica syncs that found a gap: the replica fell more than the log's capacity behind
-    /// (or a write was skipped), so a takeover using it also scans the old deque and the
+    /// Replica syncs that found a gap (the replica fell more than the log's capacity behind, or
+    /// a write was skipped): a takeover using such a replica also scans the old deque and the
     /// in-hand slot.
     pub replica_gaps: u64,
+    /// Stalls found with the `max_spare_threads` cap reached: not fenced; copies of the stalled
+    /// CPU's replicated tasks went to the injectors for the other workers (see
+    /// [`ThreadPoolBuilder::max_spare_threads`](crate::ThreadPoolBuilder::max_spare_threads)).
+    pub takeovers_without_replacement: u64,
+    /// Leases that went silent for a whole lease while their worker thread was running or
+    /// waiting for a CPU (a long computation, or an overloaded machine): such a worker has lost
+    /// no capacity, so it is **not** taken over. Counted once per silence. Always 0 where the OS
+    /// gives no view of a thread's state (off Linux): there the lease alone decides.
+    pub busy_expiries: u64,
 }
 
 impl ReplicationStats {
     /// Copies the counters.
     ///
     /// ```
-    /// use replicore::__protocol::{ReplicationSnapshot, ReplicationStats};
-    /// assert_eq!(ReplicationStats::default().snapshot(), ReplicationSnapshot::default());
+    /// use replicore::__protocol::ReplicationStats;
+    /// assert_eq!(ReplicationStats::default().snapshot(), replicore::RecoveryStats::default());
     /// ```
-    pub fn snapshot(&self) -> ReplicationSnapshot {
-        ReplicationSnapshot {
+    pub fn snapshot(&self) -> RecoveryStats {
+        RecoveryStats {
             takeovers: self.takeovers.load(Relaxed),
             fenced_rejections: self.fenced_rejections.load(Relaxed),
             tasks_recovered_from_replica: self.tasks_recovered_from_replica.load(Relaxed),
@@ -77,6 +93,8 @@ impl ReplicationStats {
             replica_lag_max_time: Duration::from_micros(self.replica_lag_max_micros.load(Relaxed)),
             replacement_threads: self.replacement_threads.load(Relaxed),
             replica_gaps: self.replica_gaps.load(Relaxed),
+            takeovers_without_replacement: self.takeovers_without_replacement.load(Relaxed),
+            busy_expiries: self.busy_expiries.load(Relaxed),
         }
     }
 
@@ -122,6 +140,18 @@ impl ReplicationStats {
     /// ```
     pub fn record_replacement(&self) {
         self.replacement_threads.fetch_add(1, Relaxed);
+    }
+
+    /// A stall handled at the spare-thread cap, or a replacement the OS refused to start.
+    #[cfg_attr(loom, allow(dead_code))] // recorded by the pool, which loom does not build
+    pub(crate) fn record_without_replacement(&self) {
+        self.takeovers_without_replacement.fetch_add(1, Relaxed);
+    }
+
+    /// A silent lease whose owner thread was busy, not blocked.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn record_busy(&self) {
+        self.busy_expiries.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn record_gap(&self) {

@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use super::core::CoreState;
+use super::cpu::CpuState;
 use super::lease::{FenceError, OwnerToken};
 use super::log::LogRead;
 use super::replica::{Claimable, Replica};
@@ -85,7 +85,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Takeover<'a, T> {
     /// The taken-over CPU's shared state.
-    pub core: &'a CoreState<T>,
+    pub core: &'a CpuState<T>,
     /// That CPU's replicas, nearest holder first.
     pub replicas: &'a [Mutex<Replica<T>>],
     /// The epoch judged expired.
@@ -103,8 +103,8 @@ pub struct Takeover<'a, T> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{Claim, CoreState, Mutex, Outcome, Recorder, Replica, Takeover, take_over};
-/// let core = CoreState::new(0, 64, Default::default());
+/// use replicore::__protocol::{Claim, CpuState, Mutex, Outcome, Recorder, Replica, Takeover, take_over};
+/// let core = CpuState::new(0, 64, Default::default());
 /// let me = core.lease().owner_token();
 /// let queued = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
 /// let in_hand = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
@@ -214,8 +214,8 @@ pub fn lock_within<T>(m: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_,
 /// (which keeps tasks until they are claimed).
 ///
 /// ```
-/// use replicore::__protocol::{fence, Claim, CoreState};
-/// let core = CoreState::<std::sync::Arc<Claim>>::new(0, 8, Default::default());
+/// use replicore::__protocol::{fence, Claim, CpuState};
+/// let core = CpuState::<std::sync::Arc<Claim>>::new(0, 8, Default::default());
 /// let f = fence(&core, 0, 1).unwrap();
 /// assert_eq!((f.old_epoch, f.new_epoch, f.tail), (0, 1, 0));
 /// assert_eq!(f.owner_token().epoch(), 1);
@@ -250,7 +250,7 @@ impl FencePoint {
 /// Returns [`FenceError`] if the epoch already moved: another successor won, and this one must
 /// adopt nothing.
 pub fn fence<T: Claimable>(
-    core: &CoreState<T>,
+    core: &CpuState<T>,
     observed_epoch: u32,
     successor: u32,
 ) -> Result<FencePoint, FenceError> {
@@ -276,8 +276,8 @@ pub fn fence<T: Claimable>(
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{adopt, fence, Claim, CoreState, Replica};
-/// let core = CoreState::new(0, 8, Default::default());
+/// use replicore::__protocol::{adopt, fence, Claim, CpuState, Replica};
+/// let core = CpuState::new(0, 8, Default::default());
 /// let me = core.lease().owner_token();
 /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
 /// let f = fence(&core, 0, 1).unwrap();
@@ -286,7 +286,7 @@ pub fn fence<T: Claimable>(
 /// assert_eq!(adopt(&core, &mut replica, &f).len(), 1, "still there for a later driver");
 /// ```
 pub fn adopt<T: Claimable>(
-    core: &CoreState<T>,
+    core: &CpuState<T>,
     replica: &mut Replica<T>,
     fence: &FencePoint,
 ) -> Vec<T> {

@@ -1,8 +1,9 @@
-//! A single-writer, many-reader slot holding a clonable value (an `Arc`'d task header).
+//! A single-writer, many-reader cell holding a clonable value (an `Arc`'d task header)
+//! under a tag.
 //!
-//! The state word is `tag << 8 | readers`, or `WRITING`. Readers pin the slot by bumping
+//! The state word is `tag << 8 | readers`, or `WRITING`. Readers pin the cell by bumping
 //! `readers` with a CAS that requires the tag they want, clone the value, and unpin. The writer
-//! claims the slot with a CAS from "no readers" to `WRITING`; if a reader is pinned (possibly a
+//! claims the cell with a CAS from "no readers" to `WRITING`; if a reader is pinned (possibly a
 //! stalled one) the writer does **not** wait: the write is skipped and reported, and the caller
 //! turns that into a detectable gap. This is what lets the owner never wait for a replica while
 //! values are freed only when no reader can be cloning them.
@@ -13,29 +14,29 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 const WRITING: u64 = u64::MAX;
 const READER_MASK: u64 = 0xff;
 
-/// A slot; `tag` 0 means "never written".
+/// A cell; `tag` 0 means "never written".
 #[derive(Debug)]
-pub struct Slot<T> {
+pub struct TaggedCell<T> {
     pub(super) state: AtomicU64,
     value: UnsafeCell<Option<T>>,
 }
 
 // SAFETY: the value is only written under the exclusive `WRITING` state and only read (cloned)
 // while pinned, and the state transitions exclude each other; so `T: Send + Sync` suffices.
-unsafe impl<T: Send + Sync> Sync for Slot<T> {}
+unsafe impl<T: Send + Sync> Sync for TaggedCell<T> {}
 
 /// What a reader found.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum SlotRead<T> {
+pub(crate) enum TaggedRead<T> {
     /// The value under the wanted tag.
     Value(T),
-    /// The slot holds an older tag, or is being written.
+    /// The cell holds an older tag, or is being written.
     Older,
-    /// The slot already holds a newer tag.
+    /// The cell already holds a newer tag.
     Newer,
 }
 
-impl<T: Clone> Slot<T> {
+impl<T: Clone> TaggedCell<T> {
     pub(crate) fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
@@ -43,7 +44,7 @@ impl<T: Clone> Slot<T> {
         }
     }
 
-    /// Writes `value` under `tag` (`tag < 2^55`). Returns `false`, leaving the slot unchanged,
+    /// Writes `value` under `tag` (`tag < 2^55`). Returns `false`, leaving the cell unchanged,
     /// if a reader is pinned or another writer is mid-write: the caller must not wait.
     pub(crate) fn write(&self, tag: u64, value: Option<T>) -> bool {
         let cur = self.state.load(Ordering::Acquire);
@@ -67,36 +68,36 @@ impl<T: Clone> Slot<T> {
         true
     }
 
-    /// Clones whatever value the slot holds now, with its tag.
+    /// Clones whatever value the cell holds now, with its tag.
     pub(crate) fn read_current(&self) -> Option<(u64, T)> {
         let cur = self.state.load(Ordering::Acquire);
         if cur == WRITING {
             return None;
         }
         match self.read(cur >> 8) {
-            SlotRead::Value(v) => Some((cur >> 8, v)),
-            SlotRead::Older | SlotRead::Newer => None,
+            TaggedRead::Value(v) => Some((cur >> 8, v)),
+            TaggedRead::Older | TaggedRead::Newer => None,
         }
     }
 
-    /// Clones the value if the slot holds exactly `tag`.
-    pub(crate) fn read(&self, tag: u64) -> SlotRead<T> {
+    /// Clones the value if the cell holds exactly `tag`.
+    pub(crate) fn read(&self, tag: u64) -> TaggedRead<T> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur == WRITING {
-                return SlotRead::Older;
+                return TaggedRead::Older;
             }
             let found = cur >> 8;
             if found < tag {
-                return SlotRead::Older;
+                return TaggedRead::Older;
             }
             if found > tag {
-                return SlotRead::Newer;
+                return TaggedRead::Newer;
             }
             if cur & READER_MASK == READER_MASK {
                 // 255 readers pinned at once cannot happen with r <= 3 plus one successor; treat
                 // it as "try later" rather than overflow into the tag.
-                return SlotRead::Older;
+                return TaggedRead::Older;
             }
             match self
                 .state
@@ -112,8 +113,8 @@ impl<T: Clone> Slot<T> {
         });
         self.state.fetch_sub(1, Ordering::Release);
         match v {
-            Some(v) => SlotRead::Value(v),
-            None => SlotRead::Older,
+            Some(v) => TaggedRead::Value(v),
+            None => TaggedRead::Older,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The per-CPU shared state and the owner's side of the protocol.
 //!
-//! One [`CoreState`] per topology CPU (index `Topology::cpu_index`). Everything in it is shared
+//! One [`CpuState`] per topology CPU (index `Topology::cpu_index`). Everything in it is shared
 //! with replicas, thieves and successors; the owner's private state is its [`OwnerToken`] and its
 //! crossbeam `Worker`, which never leaves its thread (so "two owners of one deque" is impossible by
 //! construction: a replacement gets a fresh deque, and the old one is drained only through its
@@ -11,9 +11,9 @@ use std::sync::Arc as StdArc;
 use super::lease::{Lease, OwnerToken};
 use super::log::OpLog;
 use super::replica::Claimable;
-use super::slot::Slot;
 use super::stamp::Stamp;
 use super::stats::ReplicationStats;
+use super::tagged_cell::TaggedCell;
 use crate::fault::{FaultPoint, point_here};
 
 /// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
@@ -21,8 +21,8 @@ use crate::fault::{FaultPoint, point_here};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{Claim, CoreState, Fenced};
-/// let core = CoreState::new(0, 8, Default::default());
+/// use replicore::__protocol::{Claim, CpuState, Fenced};
+/// let core = CpuState::new(0, 8, Default::default());
 /// let me = core.lease().owner_token();
 /// core.lease().try_fence(me.epoch(), 1)?; // a successor took over
 /// let Err(Fenced(task)) = core.publish_push(&me, Arc::new(Claim::new())) else {
@@ -42,12 +42,12 @@ impl<T> std::fmt::Display for Fenced<T> {
 
 impl<T: std::fmt::Debug> std::error::Error for Fenced<T> {}
 
-/// What [`CoreState::start`] decided.
+/// What [`CpuState::start`] decided.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{Claim, CoreState, Start};
-/// let core = CoreState::new(0, 8, Default::default());
+/// use replicore::__protocol::{Claim, CpuState, Start};
+/// let core = CpuState::new(0, 8, Default::default());
 /// let me = core.lease().owner_token();
 /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
 /// assert_eq!(core.start(&me, &t), Start::Run);
@@ -69,12 +69,12 @@ pub enum Start {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use replicore::__protocol::{Claim, CoreState, Start};
+/// use replicore::__protocol::{Claim, CpuState, Start};
 /// #[derive(Debug)]
 /// struct Task(Claim);
 /// impl AsRef<Claim> for Task { fn as_ref(&self) -> &Claim { &self.0 } }
 ///
-/// let core = CoreState::new(0, 64, Default::default());
+/// let core = CpuState::new(0, 64, Default::default());
 /// let mut me = core.lease().owner_token();
 /// me.renew(core.lease());
 /// let task = core.publish_push(&me, Arc::new(Task(Claim::new()))).unwrap();
@@ -83,16 +83,16 @@ pub enum Start {
 /// assert_eq!(core.start(&me, &task), Start::Run);
 /// ```
 #[derive(Debug)]
-pub struct CoreState<T> {
+pub struct CpuState<T> {
     /// This CPU's log id, recorded in the claim header of every task it logs.
     id: u32,
     lease: Lease,
     log: OpLog<T>,
-    in_hand: Slot<T>,
+    in_hand: TaggedCell<T>,
     stats: StdArc<ReplicationStats>,
 }
 
-impl<T: Claimable> CoreState<T> {
+impl<T: Claimable> CpuState<T> {
     /// State for a CPU first owned by worker `holder`, with a log of `log_capacity` ops.
     ///
     /// `holder` is also the CPU's log id, which its pushes record in their tasks' claim headers
@@ -101,8 +101,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core: CoreState<Arc<Claim>> = CoreState::new(3, 64, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core: CpuState<Arc<Claim>> = CpuState::new(3, 64, Default::default());
     /// assert_eq!(core.lease().holder(), 3);
     /// assert_eq!(core.log().capacity(), 64);
     /// ```
@@ -111,7 +111,7 @@ impl<T: Claimable> CoreState<T> {
             id: holder,
             lease: Lease::new(holder),
             log: OpLog::new(log_capacity),
-            in_hand: Slot::new(),
+            in_hand: TaggedCell::new(),
             stats,
         }
     }
@@ -120,8 +120,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core: CoreState<Arc<Claim>> = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core: CpuState<Arc<Claim>> = CpuState::new(0, 8, Default::default());
     /// assert_eq!(core.lease().epoch(), 0);
     /// ```
     pub fn lease(&self) -> &Lease {
@@ -132,8 +132,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// assert_eq!(core.log().tail(), 1);
@@ -146,8 +146,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// core.lease().try_fence(0, 1).unwrap();
     /// assert!(core.publish_push(&me, Arc::new(Claim::new())).is_err());
@@ -163,8 +163,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState, LogRead};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState, LogRead};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// // Logged before the deque ever sees it, so replicas know about it.
@@ -189,8 +189,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// core.take_in_hand(&me, &task);
@@ -213,8 +213,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState, Start};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState, Start};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// assert!(task.try_claim(), "a thief claimed it first");
@@ -248,8 +248,8 @@ impl<T: Claimable> CoreState<T> {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CoreState};
-    /// let core = CoreState::new(0, 8, Default::default());
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
     /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// assert!(core.in_hand().is_none());

@@ -1,5 +1,9 @@
 //! Worker threads over a pool's whole life: seats, start, retire, reap, join and shutdown.
 //!
+//! This file knows threads, not workers: what a worker thread runs is handed to
+//! [`Threads::start`] as a closure (`Registry::start_worker` builds it), so recovery can start a
+//! replacement without depending on the scheduler.
+//!
 //! A pool has `num_threads + max_spare_threads` **seats**. Every worker thread, original or
 //! replacement, holds one seat from just before it is spawned until it has been *joined*, so the
 //! pool never has more worker threads than seats, and no budget is used up for good: a thread
@@ -13,18 +17,9 @@
 //! point is not waited for.
 
 use std::io;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_deque::Worker;
-
-use super::generations::Owner;
-use super::job::JobRef;
-use super::registry::Registry;
-use super::spawn_handler::{WorkerHandle, spawn_custom};
-use super::worker::WorkerThread;
 use crate::fault::thread_crashed;
-use crate::replication::OwnerToken;
+use crate::pool::spawn_handler::{SpawnHandler, WorkerHandle, spawn_custom};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -165,6 +160,57 @@ impl Threads {
         })
     }
 
+    /// The fault-plan id of the next thread (ids are never reused).
+    pub(crate) fn next_fault_id(&self) -> usize {
+        self.next_fault_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Starts a thread running `body` in the reserved `seat`, through the user's spawn handler
+    /// if there is one (it starts every worker thread, replacements included). On error the
+    /// seat is given back.
+    pub(crate) fn start(
+        &self,
+        seat: usize,
+        spec: ThreadSpec<'_>,
+        body: Box<dyn FnOnce() + Send>,
+    ) -> io::Result<()> {
+        let spawned = match spec.spawn_handler {
+            Some(handler) => spawn_custom(handler, spec.index, spec.name, spec.stack_size, body),
+            None => {
+                let mut b = std::thread::Builder::new().name(spec.name);
+                if let Some(size) = spec.stack_size {
+                    b = b.stack_size(size);
+                }
+                b.spawn(body).map(WorkerHandle::Std)
+            }
+        };
+        let mut t = self.table.lock();
+        match spawned {
+            Ok(handle) => {
+                t.seats[seat] = SeatState::Running(handle);
+                Ok(())
+            }
+            Err(e) => {
+                t.seats[seat] = SeatState::Free;
+                t.free.push(seat);
+                Err(e)
+            }
+        }
+    }
+
+    /// Lets the workers drain every queue and exit (`terminate`), and joins them. The monitor
+    /// keeps running meanwhile, so a worker that stalls or crashes during the drain is still
+    /// taken over, and a fenced worker still running a task is waited for (it may spawn more);
+    /// then `stop_monitor` stops and joins it. Only a thread that crashed for good at a fault
+    /// point is left behind.
+    pub(crate) fn shut_down(&self, terminate: impl FnOnce(), stop_monitor: impl FnOnce()) {
+        terminate();
+        self.join_all();
+        stop_monitor();
+        // Replacements a takeover started while we were joining.
+        self.join_all();
+    }
+
     /// Joins every worker thread, including replacements started meanwhile, except threads
     /// that crashed for good at a fault point (they never return).
     pub(crate) fn join_all(&self) {
@@ -209,89 +255,11 @@ impl Threads {
     }
 }
 
-/// Starts a worker for CPU slot `index` in the reserved `seat`, owning `deque` (whose
-/// generation guard is `owner`) under `token`. On error the seat is given back.
-pub(crate) fn start_worker(
-    registry: &Arc<Registry>,
-    index: usize,
-    seat: usize,
-    deque: Worker<JobRef>,
-    owner: Owner,
-    token: OwnerToken,
-) -> io::Result<()> {
-    let name = registry.config.thread_names[index].clone();
-    let reg = Arc::clone(registry);
-    let os_cpu = registry.config.pin.then(|| registry.slots[index].os_cpu);
-    let location = (registry.slots[index].cpu, registry.slots[index].node);
-    let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
-    let body = move || {
-        if let Some(cpu) = os_cpu {
-            crate::topology::bind_current_thread(cpu);
-        }
-        crate::topology::set_current_location(Some(location));
-        #[cfg(feature = "fault-injection")]
-        if let Some(plan) = &reg.config.fault_plan {
-            crate::fault::enter(plan);
-        }
-        crate::fault::set_thread_id(fault_id);
-        WorkerThread::run(deque, owner, index, seat, reg, token, fault_id);
-    };
-    // A user's spawn handler starts every worker thread, replacements included.
-    let spawned = match &registry.config.spawn_handler {
-        Some(handler) => spawn_custom(
-            handler,
-            index,
-            name,
-            registry.config.stack_size,
-            Box::new(body),
-        ),
-        None => {
-            let mut b = std::thread::Builder::new().name(name);
-            if let Some(size) = registry.config.stack_size {
-                b = b.stack_size(size);
-            }
-            b.spawn(body).map(WorkerHandle::Std)
-        }
-    };
-    let mut t = registry.threads.table.lock();
-    match spawned {
-        Ok(handle) => {
-            t.seats[seat] = SeatState::Running(handle);
-            Ok(())
-        }
-        Err(e) => {
-            t.seats[seat] = SeatState::Free;
-            t.free.push(seat);
-            Err(e)
-        }
-    }
-}
-
-/// Makes the calling thread worker 0 of `registry` in its seat (`use_current_thread`): no
-/// thread is spawned, no fault plan is entered and the thread is not pinned (it is the user's).
-pub(crate) fn register_caller(
-    registry: &Arc<Registry>,
-    seat: usize,
-    deque: Worker<JobRef>,
-    owner: Owner,
-    token: OwnerToken,
-) {
-    let fault_id = registry.threads.next_fault_id.fetch_add(1, Ordering::Relaxed);
-    WorkerThread::register_caller(deque, owner, seat, Arc::clone(registry), token, fault_id);
-}
-
-/// Lets the workers drain every queue and exit, and joins them. The monitor keeps running
-/// meanwhile, so a worker that stalls or crashes during the drain is still taken over, and a
-/// fenced worker still running a task is waited for (it may spawn more). Only a thread that
-/// crashed for good at a fault point is left behind.
-pub(crate) fn shut_down(registry: &Registry, monitor: Option<JoinHandle<()>>) {
-    registry.terminate();
-    registry.threads.join_all();
-    registry.monitor_stop.store(true, Ordering::Release);
-    if let Some(m) = monitor {
-        m.thread().unpark();
-        let _ = m.join();
-    }
-    // Replacements a takeover started while we were joining.
-    registry.threads.join_all();
+/// How to start one worker thread.
+pub(crate) struct ThreadSpec<'a> {
+    /// The worker's position (what a spawn handler's `ThreadBuilder::index` says).
+    pub(crate) index: usize,
+    pub(crate) name: String,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) spawn_handler: Option<&'a SpawnHandler>,
 }

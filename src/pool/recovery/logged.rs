@@ -12,12 +12,12 @@
 //! object) and an external `spawn` wrap the already boxed job's [`JobRef`] instead.
 //!
 //! `join`'s second half is never logged: it lives in its joiner's stack frame (see
-//! `src/replication/README.md`, "Stack jobs"), and `R = 0` pools log nothing, so they pay nothing.
+//! the replication protocol's "Stack jobs" in `src/replication/README.md`), and `R = 0` pools log nothing, so they pay nothing.
 
 use std::sync::Arc;
 
-use super::job::{HeapJob, Job, JobRef};
-use super::worker::WorkerThread;
+pub(crate) use crate::pool::job::{Handle, LoggedTask};
+use crate::pool::job::{HeapJob, Job, JobRef, Starter};
 use crate::replication::{Claim, Start};
 use crate::sync::UnsafeCell;
 
@@ -57,39 +57,6 @@ impl<F: FnOnce() + Send + 'static> RunOnce for Spawned<F> {
         unsafe { HeapJob::into_job_ref(self.0) }
     }
 }
-
-/// What the replication protocol stores about a logged task: its claim, and how to queue a copy.
-pub(crate) trait LoggedTask: Send + Sync {
-    /// The task's single claim word.
-    fn claim(&self) -> &Claim;
-
-    /// A queue copy of this task: the returned [`JobRef`] owns one strong count, released when
-    /// the copy is executed (whether or not it wins the claim).
-    fn job_ref(self: Arc<Self>) -> JobRef;
-
-    /// Runs the task's work.
-    ///
-    /// # Safety
-    /// Called once, by the winner of the claim.
-    unsafe fn run(&self);
-}
-
-impl AsRef<Claim> for dyn LoggedTask {
-    fn as_ref(&self) -> &Claim {
-        self.claim()
-    }
-}
-
-impl std::fmt::Debug for dyn LoggedTask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoggedTask")
-            .field("claimed", &self.claim().is_claimed())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The handle the replication protocol stores.
-pub(crate) type Handle = Arc<dyn LoggedTask>;
 
 /// A task's claim plus its work, in one allocation.
 pub(crate) struct Logged<R> {
@@ -139,17 +106,17 @@ impl<R: RunOnce> LoggedTask for Logged<R> {
 }
 
 impl<R: RunOnce> Job for Logged<R> {
-    unsafe fn execute(this: *const ()) {
+    unsafe fn execute(this: *const (), starter: Option<&dyn Starter>) {
         // SAFETY: `this` came from `Arc::into_raw` in `job_ref`; each queue copy is executed once.
         let handle: Handle = unsafe { Arc::from_raw(this.cast::<Logged<R>>()) };
-        let won = match WorkerThread::current() {
+        let won = match starter {
             // A worker records the task in hand, then starts it through its lease check and the
-            // claim (`CoreState::start`): a fenced worker never claims, it redirects.
-            Some(w) => match w.start_logged(&handle) {
+            // claim (`CpuState::start`): a fenced worker never claims, it requeues.
+            Some(w) => match w.start(&handle) {
                 Start::Run => true,
                 Start::AlreadyClaimed => false,
                 Start::Fenced => {
-                    w.registry.inject(job_ref(handle));
+                    w.requeue(job_ref(handle));
                     return;
                 }
             },

@@ -16,14 +16,14 @@ use std::sync::Arc;
 use crossbeam_deque::Worker;
 
 use super::logged::{Handle, job_ref};
-use super::registry::Registry;
-use super::threads::{NO_SEAT, start_worker};
+use super::threads::NO_SEAT;
+use crate::pool::registry::Registry;
 use crate::replication::{
     Claimable, FencePoint, OwnerToken, Recovery, Takeover, lock_within, take_over,
 };
 use crate::sync::atomic::Ordering;
 
-/// Who drives a takeover: the slot index that becomes the lease's holder, and the id the fault
+/// Who drives a takeover: the position that becomes the lease's holder, and the id the fault
 /// plan addresses this thread by (a worker's fault id; the monitor never enters a plan).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Driver {
@@ -31,12 +31,12 @@ pub(crate) struct Driver {
     pub(crate) fault_id: usize,
 }
 
-/// Takes over CPU slot `i`, whose lease was judged expired at `epoch`.
+/// Takes over position `i`, whose lease was judged expired at `epoch`.
 pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
-    let slot = &registry.slots[i];
+    let cpu = &registry.recovery.cpus[i];
     let takeover = Takeover {
-        core: &slot.core,
-        replicas: &slot.replicas,
+        core: &cpu.core,
+        replicas: &cpu.replicas,
         epoch,
         successor: d.successor as u32,
         fault_id: d.fault_id,
@@ -45,7 +45,7 @@ pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
     take_over(takeover, &PoolRecovery { registry, cpu: i });
 }
 
-/// The hooks for a takeover of CPU slot `cpu`.
+/// The hooks for a takeover of position `cpu`.
 struct PoolRecovery<'a> {
     registry: &'a Arc<Registry>,
     cpu: usize,
@@ -70,7 +70,7 @@ impl Recovery<Handle> for PoolRecovery<'_> {
     fn fenced(&self, _: &FencePoint) {
         // The thread that owned the fenced epoch (if one was started) may still be running a
         // task that spawns more: shutdown waits for it to retire.
-        let old = self.registry.slots[self.cpu]
+        let old = self.registry.recovery.cpus[self.cpu]
             .owner_seat
             .swap(NO_SEAT, Ordering::AcqRel);
         if old != NO_SEAT {
@@ -97,8 +97,8 @@ impl Recovery<Handle> for PoolRecovery<'_> {
 /// every such task once; duplicates lose the claim. A replica whose lock stays taken is skipped.
 pub(crate) fn reoffer_all(registry: &Registry) {
     let patience = registry.config.lease / 4;
-    for slot in registry.slots.iter() {
-        for replica in slot.replicas.iter() {
+    for cpu in registry.recovery.cpus.iter() {
+        for replica in cpu.replicas.iter() {
             let copies: Vec<Handle> = match lock_within(replica, patience) {
                 Some(r) => r.unclaimed().cloned().collect(),
                 None => continue,
@@ -106,7 +106,7 @@ pub(crate) fn reoffer_all(registry: &Registry) {
             reoffer(registry, copies);
         }
     }
-    let external: Vec<Handle> = registry.external.lock().clone();
+    let external: Vec<Handle> = registry.recovery.external.lock().clone();
     reoffer(registry, external);
 }
 
@@ -123,22 +123,20 @@ pub(crate) fn reoffer(registry: &Registry, tasks: Vec<Handle>) {
 /// carries on when it resumes). Its queued tasks stay reachable by stealing, and copies of its
 /// unclaimed replicated tasks, including the one in hand, go to the injectors, so a crashed
 /// worker loses nothing either; the claim decides which copy runs. Counted once per stall in
-/// `takeovers_without_replacement` (and once in `lease_expiries`).
+/// `RecoveryStats::takeovers_without_replacement` (and once in `lease_expiries`).
 fn at_cap(registry: &Registry, i: usize, epoch: u32) {
-    let slot = &registry.slots[i];
-    if !slot.watch.mark_capped(epoch) {
+    let cpu = &registry.recovery.cpus[i];
+    if !cpu.watch.mark_capped(epoch) {
         return; // another driver handled this stall
     }
-    registry.replication.record_expiry();
-    reoffer(registry, slot.core.in_hand().into_iter().collect());
+    registry.recovery.protocol.record_expiry();
+    reoffer(registry, cpu.core.in_hand().into_iter().collect());
     reoffer_all(registry);
-    registry
-        .takeovers_without_replacement
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    registry.recovery.protocol.record_without_replacement();
     registry.sleep.wake_all();
 }
 
-/// Starts a replacement worker for CPU slot `i` in the reserved `seat` under `token`, with
+/// Starts a replacement worker for position `i` in the reserved `seat` under `token`, with
 /// `tasks` in its fresh deque.
 fn restore_capacity(
     registry: &Arc<Registry>,
@@ -147,33 +145,31 @@ fn restore_capacity(
     tasks: Vec<Handle>,
     token: OwnerToken,
 ) {
-    let slot = &registry.slots[i];
+    let cpu = &registry.recovery.cpus[i];
     let deque = Worker::new_lifo();
     for t in &tasks {
         deque.push(job_ref(Arc::clone(t)));
     }
-    let owner = slot.generations.add(deque.stealer());
+    let owner = registry.workers[i].generations.add(deque.stealer());
     let starting = u64::from(token.epoch()) + 1;
     // Not judged until its start handler has returned and its lease begins.
-    slot.idle.store(starting, Ordering::SeqCst);
-    slot.owner_seat.store(seat, Ordering::Release);
-    match start_worker(registry, i, seat, deque, owner, token) {
-        Ok(()) => registry.replication.record_replacement(),
+    cpu.idle.store(starting, Ordering::SeqCst);
+    cpu.owner_seat.store(seat, Ordering::Release);
+    match registry.start_worker(i, seat, deque, owner, token) {
+        Ok(()) => registry.recovery.protocol.record_replacement(),
         Err(_) => {
             // The OS refused the thread (the seat is given back). Copies of the tasks are also in
             // the new deque, which stays in the steal set until drained; the claim picks one.
             // The new epoch is left unrenewed and not idle: it expires a lease from now and the
             // next driver tries again.
             reoffer(registry, tasks);
-            let _ = slot
+            let _ = cpu
                 .owner_seat
                 .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
-            let _ = slot
+            let _ = cpu
                 .idle
                 .compare_exchange(starting, 0, Ordering::SeqCst, Ordering::SeqCst);
-            registry
-                .takeovers_without_replacement
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            registry.recovery.protocol.record_without_replacement();
         }
     }
     registry.sleep.wake_all();

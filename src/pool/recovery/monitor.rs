@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::registry::Registry;
+use super::logged::Handle;
 use super::takeover::{Driver, reoffer};
 use super::watch::{Verdict, check};
+use crate::pool::registry::Registry;
 use crate::replication::Claimable;
 use crate::sync::atomic::Ordering;
 
@@ -40,11 +41,11 @@ pub(crate) fn start_monitor(registry: &Arc<Registry>) -> io::Result<JoinHandle<(
 fn run(registry: Arc<Registry>) {
     let lease = registry.config.lease;
     let n = registry.num_threads();
-    while !registry.monitor_stop.load(Ordering::Acquire) {
+    while !registry.recovery.monitor_stop.load(Ordering::Acquire) {
         // Parked rather than slept, so that shutdown can wake it at once instead of waiting out
         // the tick (a quarter lease). An early wake-up only makes one round come sooner.
         std::thread::park_timeout(tick(lease));
-        if registry.monitor_stop.load(Ordering::Acquire) {
+        if registry.recovery.monitor_stop.load(Ordering::Acquire) {
             break;
         }
         if registry.terminating.load(Ordering::Acquire) {
@@ -60,15 +61,15 @@ fn run(registry: Arc<Registry>) {
             tick(lease)
         };
         sync_replicas(&registry);
-        for slot in registry.slots.iter() {
-            slot.generations.prune();
+        for place in registry.workers.iter() {
+            place.generations.prune();
         }
-        registry.external.lock().retain(|t| !t.claim().is_claimed());
+        registry.recovery.external.lock().retain(|t| !t.claim().is_claimed());
         let now = Instant::now();
         let driver = |i: usize| Driver {
             // The fence names the CPU's first replica holder as the new holder, as a worker
-            // driving it would; with `R = 0`, the next slot.
-            successor: registry.slots[i]
+            // driving it would; with `R = 0`, the next position.
+            successor: registry.recovery.cpus[i]
                 .replica_holders
                 .first()
                 .map_or((i + 1) % n, |&h| h),
@@ -83,11 +84,12 @@ fn run(registry: Arc<Registry>) {
             // The grace is for a watcher that will get to it first. If none of this CPU's
             // watchers renewed its own lease within the last lease (all busy in long tasks,
             // stalled or dead), no one will: drive now.
-            // A caller-owned slot always reads `Fine` but its worker (the user's thread) may
+            // A caller-owned CPU always reads `Fine` but its worker (the user's thread) may
             // never come back into the pool: it does not count as a watcher.
-            let alive = |w: usize| verdicts[w] == Verdict::Fine && !registry.slots[w].caller_owned;
-            let mut watchers = registry.slots[i].replica_holders.iter();
-            let some_watcher_alive = if registry.slots[i].replica_holders.is_empty() {
+            let alive =
+                |w: usize| verdicts[w] == Verdict::Fine && !registry.recovery.cpus[w].caller_owned;
+            let mut watchers = registry.recovery.cpus[i].replica_holders.iter();
+            let some_watcher_alive = if registry.recovery.cpus[i].replica_holders.is_empty() {
                 (0..n).any(|w| w != i && alive(w))
             } else {
                 watchers.any(|&w| alive(w))
@@ -99,7 +101,7 @@ fn run(registry: Arc<Registry>) {
             }
         }
         // An expiry no worker has handled yet: every worker checks every lease until it is.
-        if registry.takeover_wanted.swap(waiting, Ordering::Relaxed) != waiting && waiting {
+        if registry.recovery.takeover_wanted.swap(waiting, Ordering::Relaxed) != waiting && waiting {
             registry.sleep.wake_all();
         }
     }
@@ -109,10 +111,10 @@ fn run(registry: Arc<Registry>) {
 /// is taken (a takeover is applying it, or stalled or crashed while applying it) is skipped this
 /// tick.
 fn sync_replicas(registry: &Registry) {
-    for slot in registry.slots.iter() {
-        for replica in slot.replicas.iter() {
+    for cpu in registry.recovery.cpus.iter() {
+        for replica in cpu.replicas.iter() {
             if let Some(replica) = replica.try_lock() {
-                apply_batch(registry, &slot.core, replica, usize::MAX);
+                apply_batch(registry, &cpu.core, replica, usize::MAX);
             }
         }
     }
@@ -122,17 +124,17 @@ fn sync_replicas(registry: &Registry) {
 /// the redirected pushes it found (after unlocking).
 fn apply_batch(
     registry: &Registry,
-    core: &crate::replication::CoreState<super::logged::Handle>,
-    mut replica: crate::sync::MutexGuard<'_, crate::replication::Replica<super::logged::Handle>>,
+    core: &crate::replication::CpuState<Handle>,
+    mut replica: crate::sync::MutexGuard<'_, crate::replication::Replica<Handle>>,
     max: usize,
 ) {
     let log = core.log();
     let report = replica.sync(log, log.tail(), max);
     if report.gap {
-        registry.replication.record_gap();
+        registry.recovery.protocol.record_gap();
     }
     let (ops, time) = replica.lag(log);
-    registry.replication.record_lag(ops, time);
+    registry.recovery.protocol.record_lag(ops, time);
     let redirected = replica.take_redirected();
     drop(replica);
     reoffer(registry, redirected);

@@ -1,0 +1,253 @@
+//! The seam between scheduling and recovery: the few points where a worker's loop touches its
+//! lease, and nothing else.
+//!
+//! A worker holds one [`Seam`] and calls it at four points:
+//! - **scheduling point** ([`Seam::scheduling_point`], and [`Seam::renew`] on every pop):
+//!   renews the lease with one relaxed store, and every few turns watches the neighbours'
+//!   leases (`watch`);
+//! - **is-fenced** ([`Seam::is_fenced`]): whether a successor took this CPU over; a fenced
+//!   worker takes no new work and pushes nothing onto its deque (G4);
+//! - **publish** ([`Seam::publish`]): a heap job enters this CPU's op log before its deque;
+//! - **start** ([`Seam::start`], through the job's `Starter`): a logged job is recorded in hand,
+//!   the lease checked and the job claimed before it runs.
+//!
+//! With `replication_factor(0)` publish and start cost nothing (nothing is logged); the lease
+//! and the watch stay, since they are what restores a stalled CPU's capacity.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use super::logged::{RunOnce, job_ref, logged};
+use super::probe::ThreadProbe;
+use super::state::CpuRecovery;
+use super::threads::NO_SEAT;
+use super::watch;
+use crate::pool::job::{Handle, JobRef};
+use crate::pool::registry::Registry;
+use crate::replication::{Fenced, OwnerToken, Start};
+use crate::sync::atomic::Ordering;
+
+/// Turns of a worker's scheduling loop between two looks at its neighbours' leases. A look is
+/// an `Instant::now()` and one `try_lock` per watched CPU, so this keeps it far below 1% of a
+/// loop turn.
+pub(crate) const WATCH_EVERY: u32 = 32;
+
+/// A worker's side of recovery: its lease on its CPU.
+pub(crate) struct Seam {
+    /// `&registry.recovery.cpus[index]`, resolved once: the hot path (heartbeat, fence check)
+    /// then costs no pointer chase and no bounds check per `join`. Valid for as long as the
+    /// worker holds its registry, i.e. its whole life.
+    cpu: *const CpuRecovery,
+    /// This worker's lease epoch and heartbeat counter on its CPU. A `Cell` of a `Copy` token:
+    /// renewing and checking are then plain loads and stores, with no borrow flag.
+    token: Cell<OwnerToken>,
+    /// Latched once this worker sees that a successor fenced its epoch.
+    fenced: Cell<bool>,
+    /// Loop turns left until this worker next looks at its neighbours' leases.
+    watch_countdown: Cell<u32>,
+    index: usize,
+    fault_id: usize,
+    /// `replication_factor >= 1`: heap jobs are logged.
+    logged: bool,
+}
+
+/// Where a heap job goes after [`Seam::publish`].
+pub(crate) enum Publish {
+    /// Onto this worker's own deque.
+    Queue(JobRef),
+    /// To an injector: this worker was fenced (G4: nothing enters its deque under the old
+    /// epoch; the job is redirected, never lost). Counted already.
+    Redirect(JobRef),
+}
+
+impl Seam {
+    /// The seam of the worker at `index` of `registry`, owning its CPU under `token`.
+    pub(crate) fn new(registry: &Registry, index: usize, token: OwnerToken, fault_id: usize) -> Self {
+        Seam {
+            cpu: &*registry.recovery.cpus[index],
+            token: Cell::new(token),
+            fenced: Cell::new(false),
+            watch_countdown: Cell::new(WATCH_EVERY),
+            index,
+            fault_id,
+            logged: registry.config.replication_factor > 0,
+        }
+    }
+
+    #[inline]
+    fn cpu(&self) -> &CpuRecovery {
+        // SAFETY: `cpu` points into the registry's recovery state, which the worker keeps alive
+        // through its `Arc<Registry>` and which is never resized.
+        unsafe { &*self.cpu }
+    }
+
+    /// The epoch this worker owns (or owned) its CPU under.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.token.get().epoch()
+    }
+
+    /// Renews the lease: one relaxed store.
+    #[inline]
+    pub(crate) fn renew(&self) {
+        let mut token = self.token.get();
+        token.renew(self.cpu().core.lease());
+        self.token.set(token);
+    }
+
+    /// Whether a successor has fenced this worker's epoch. One `SeqCst` load (a plain load on
+    /// x86) until it first says yes; then latched.
+    #[inline]
+    pub(crate) fn is_fenced(&self) -> bool {
+        if self.fenced.get() {
+            return true;
+        }
+        if self.cpu().core.lease().is_current(self.epoch()) {
+            return false;
+        }
+        self.fenced.set(true);
+        true
+    }
+
+    /// Whether this worker has already seen its fence (no load).
+    #[inline]
+    pub(crate) fn seen_fenced(&self) -> bool {
+        self.fenced.get()
+    }
+
+    /// A turn of the scheduling loop: renews the lease; every [`WATCH_EVERY`] turns looks at
+    /// the leases this worker watches (every lease, when the monitor asked for help). Returns
+    /// whether this worker is fenced (then it watches nothing).
+    #[inline]
+    pub(crate) fn scheduling_point(&self, registry: &Arc<Registry>) -> bool {
+        self.renew();
+        if self.is_fenced() {
+            return true;
+        }
+        let left = self.watch_countdown.get();
+        if left > 0 {
+            self.watch_countdown.set(left - 1);
+        } else {
+            self.watch_countdown.set(WATCH_EVERY);
+            watch::look_around(registry, self.index, self.fault_id);
+        }
+        false
+    }
+
+    /// Publishes a heap job this worker is about to push onto its own deque: with replication
+    /// on, to this CPU's op log, so that its replicas know it until it is claimed.
+    pub(crate) fn publish(&self, registry: &Registry, job: impl RunOnce) -> Publish {
+        if !self.logged {
+            let job = job.into_job_ref();
+            if self.is_fenced() {
+                registry.recovery.protocol.record_fenced(1);
+                return Publish::Redirect(job);
+            }
+            return Publish::Queue(job);
+        }
+        let token = self.token.get();
+        match self.cpu().core.publish_push(&token, logged(job)) {
+            Ok(handle) => Publish::Queue(job_ref(handle)),
+            Err(Fenced(handle)) => {
+                self.fenced.set(true);
+                Publish::Redirect(job_ref(handle))
+            }
+        }
+    }
+
+    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then
+    /// the lease check and the job's single claim.
+    pub(crate) fn start(&self, handle: &Handle) -> Start {
+        let token = self.token.get();
+        let core = &self.cpu().core;
+        core.take_in_hand(&token, handle);
+        let start = core.start(&token, handle);
+        if start == Start::Fenced {
+            self.fenced.set(true);
+        }
+        start
+    }
+
+    /// Starts the lease: publishes how the watch can see this thread, then the first heartbeat,
+    /// then leaves the "not started" idle state the CPU was in. The start handler ran before
+    /// this, so a slow handler is never taken for a stall.
+    pub(crate) fn begin_lease(&self) {
+        let cpu = self.cpu();
+        let epoch = self.epoch();
+        {
+            let mut probe = cpu.owner_probe.lock();
+            // A replacement that was fenced before it started (its epoch moved on) must not
+            // overwrite a newer owner's probe; epochs only grow.
+            if probe.is_none_or(|(e, _)| (e.wrapping_sub(epoch) as i32) <= 0) {
+                *probe = ThreadProbe::current().map(|p| (epoch, p));
+            }
+        }
+        self.renew();
+        let _ = cpu.idle.compare_exchange(
+            u64::from(epoch) + 1,
+            0,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Marks the CPU idle for this worker's epoch before it parks: a parked worker has an
+    /// empty deque and nothing in hand, so its silent heartbeat is not a stall. The mark only
+    /// ever grows (`fetch_max`), so a worker fenced since its last check cannot hide its
+    /// successor (a newer epoch) from the watch. Returns the mark for [`Seam::unpark`].
+    pub(crate) fn park(&self) -> u64 {
+        let mine = u64::from(self.epoch()) + 1;
+        self.cpu().idle.fetch_max(mine, Ordering::SeqCst);
+        mine
+    }
+
+    /// Clears the idle mark set by [`Seam::park`], unless a newer epoch set its own.
+    pub(crate) fn unpark(&self, mine: u64) {
+        let _ = self
+            .cpu()
+            .idle
+            .compare_exchange(mine, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The worker in `seat` leaves the pool. A fenced worker tells shutdown it is done
+    /// (terminating workers wait for fenced ones); a worker that exits at shutdown marks its CPU
+    /// idle, so that no one takes over a CPU whose worker simply left.
+    pub(crate) fn retire(&self, registry: &Registry, seat: usize) {
+        if self.is_fenced() {
+            registry.threads.retire(seat);
+            registry.sleep.wake_all();
+        } else {
+            self.cpu()
+                .idle
+                .fetch_max(u64::from(self.epoch()) + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// A caller-owned worker in `seat` gives its CPU back: the CPU reads idle and no thread
+    /// owns it; the seat is free again.
+    pub(crate) fn hand_back(&self, registry: &Registry, seat: usize) {
+        let cpu = self.cpu();
+        cpu.idle
+            .fetch_max(u64::from(self.epoch()) + 1, Ordering::SeqCst);
+        cpu.owner_seat.store(NO_SEAT, Ordering::Release);
+        registry.threads.release(seat);
+    }
+}
+
+/// Queues `work`, submitted from outside `registry`'s workers, on an injector. With replication
+/// on it is logged and kept in the pool's list of external submissions until claimed: no CPU's
+/// log records it, so this list is what lets a takeover re-offer it if the worker that took it
+/// from the injector crashed before starting it.
+pub(crate) fn publish_external(registry: &Registry, work: impl RunOnce) {
+    if registry.config.replication_factor == 0 {
+        return registry.inject(work.into_job_ref());
+    }
+    let handle = logged(work);
+    registry.recovery.external.lock().push(Arc::clone(&handle));
+    registry.inject(job_ref(handle));
+}
+
+/// Sends a job a fenced worker may not queue to its node's injector, and counts it.
+pub(crate) fn redirect(registry: &Registry, job: JobRef) {
+    registry.recovery.protocol.record_fenced(1);
+    registry.inject(job);
+}

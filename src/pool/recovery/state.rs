@@ -1,0 +1,122 @@
+//! Recovery's state: what every thread may read about one CPU's lease, log and replicas
+//! ([`CpuRecovery`]), and what the pool keeps for takeovers as a whole ([`RecoveryState`]).
+//!
+//! The registry owns one `RecoveryState`; the scheduler never reads it except through the seam
+//! (`seam`), the watch and the takeover.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+
+use super::judge::Watch;
+use super::probe::ThreadProbe;
+use super::threads::NO_SEAT;
+use crate::pool::job::Handle;
+use crate::replication::{CpuState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
+use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// One CPU's lease, op log and replicas, and how its owner thread is doing.
+pub(crate) struct CpuRecovery {
+    /// Lease, op log and in-hand slot of this CPU (`crate::replication`). On its own cache
+    /// lines: the owner stores its heartbeat there on every pop.
+    pub(crate) core: CachePadded<CpuState<Handle>>,
+    /// The worker positions holding replicas of this CPU's log: the workers on the `r` CPUs
+    /// nearest to it (`Topology::neighbours`), nearest first.
+    pub(crate) replica_holders: Box<[usize]>,
+    /// The replicas themselves, in the order of `replica_holders`.
+    pub(crate) replicas: Box<[Mutex<Replica<Handle>>]>,
+    /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
+    /// not started yet (its start handler runs before its lease starts), or exited at shutdown.
+    /// An idle owner's silent heartbeat is not a stall. 0 while the owner runs.
+    pub(crate) idle: AtomicU64,
+    /// The seat of the thread that owns this CPU's current epoch (`threads::NO_SEAT`: none).
+    pub(crate) owner_seat: AtomicUsize,
+    /// The OS's view of that thread, published by it when its lease starts, with its epoch.
+    pub(crate) owner_probe: Mutex<Option<(u32, ThreadProbe)>>,
+    /// This CPU's lease as judged by whoever looks (see `judge`).
+    pub(crate) watch: Watch,
+    /// Position 0 of a `use_current_thread` pool: its worker is the thread that built the pool,
+    /// which renews its lease only while inside a pool call. Such a CPU is never judged (so
+    /// never taken over), and its worker counts as no live watcher; its queued tasks are
+    /// reached by stealing, like any worker's.
+    pub(crate) caller_owned: bool,
+}
+
+impl CpuRecovery {
+    /// Whether the owner of the current epoch is idle (see [`idle`](Self::idle)).
+    pub(crate) fn owner_idle(&self) -> bool {
+        self.idle.load(Ordering::SeqCst) == u64::from(self.core.lease().epoch()) + 1
+    }
+
+    /// The probe of the thread owning `epoch`, if that thread published one.
+    pub(crate) fn probe_of(&self, epoch: u32) -> Option<ThreadProbe> {
+        match *self.owner_probe.lock() {
+            Some((e, probe)) if e == epoch => Some(probe),
+            _ => None,
+        }
+    }
+}
+
+/// A pool's recovery state: per-CPU state, who watches whom, and the takeover counters.
+pub(crate) struct RecoveryState {
+    /// Indexed by worker position, like the registry's queues.
+    pub(crate) cpus: Box<[CachePadded<CpuRecovery>]>,
+    /// For each position, the positions whose replicas it holds: the leases its worker watches.
+    pub(crate) watches: Box<[Box<[usize]>]>,
+    /// Set by the monitor while an expired lease waits for a driver: every worker then checks
+    /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
+    /// its own cache line.
+    pub(crate) takeover_wanted: CachePadded<AtomicBool>,
+    /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
+    /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
+    /// worker had taken from an injector. Pruned by the monitor.
+    pub(crate) external: Mutex<Vec<Handle>>,
+    /// Takeover counters (`RecoveryStats`), shared with every CPU's protocol state.
+    pub(crate) protocol: Arc<ReplicationStats>,
+    /// Tells the monitor thread to exit.
+    pub(crate) monitor_stop: AtomicBool,
+}
+
+impl RecoveryState {
+    /// State for `holders.len()` positions; `holders[i]` are the positions holding replicas of
+    /// position `i`'s log. Every CPU starts with its owner idle (not started); position 0 is
+    /// the caller's with `use_current_thread`.
+    pub(crate) fn new(holders: Vec<Vec<usize>>, use_current_thread: bool) -> Self {
+        let n = holders.len();
+        let protocol: Arc<ReplicationStats> = Default::default();
+        let now = Instant::now();
+        let watches = (0..n)
+            .map(|h| (0..n).filter(|&i| holders[i].contains(&h)).collect())
+            .collect();
+        let cpus = holders
+            .into_iter()
+            .enumerate()
+            .map(|(i, holders)| {
+                CachePadded::new(CpuRecovery {
+                    core: CachePadded::new(CpuState::new(
+                        i as u32,
+                        DEFAULT_LOG_CAPACITY,
+                        Arc::clone(&protocol),
+                    )),
+                    replicas: holders.iter().map(|_| Mutex::new(Replica::new(0))).collect(),
+                    replica_holders: holders.into_boxed_slice(),
+                    idle: AtomicU64::new(1),
+                    owner_seat: AtomicUsize::new(NO_SEAT),
+                    owner_probe: Mutex::new(None),
+                    watch: Watch::new(now),
+                    caller_owned: use_current_thread && i == 0,
+                })
+            })
+            .collect();
+        RecoveryState {
+            cpus,
+            watches,
+            takeover_wanted: CachePadded::new(AtomicBool::new(false)),
+            external: Mutex::new(Vec::new()),
+            protocol,
+            monitor_stop: AtomicBool::new(false),
+        }
+    }
+}
