@@ -101,7 +101,6 @@ pub use topology::{CpuId, NodeId, Topology, TopologyError, TopologySource};
 
 pub use replication::RecoveryStats;
 
-#[cfg(not(loom))]
 pub use pool::{
     BroadcastContext, BuildError, DEFAULT_LEASE, DEFAULT_REPLICATION_FACTOR, FnContext,
     MAX_REPLICATION_FACTOR, MAX_THREADS, MIN_LEASE, NUM_THREADS_ENV, PoolStats, SchedulerStats,

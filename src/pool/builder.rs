@@ -789,7 +789,13 @@ impl ThreadPoolBuilder {
             panic: self.panic_handler,
         };
         let use_current_thread = config.use_current_thread;
-        let registry = Arc::new(Registry::new(&topology, n, handlers, config, WorkerThread::run));
+        let registry = Arc::new(Registry::new(
+            &topology,
+            n,
+            handlers,
+            config,
+            WorkerThread::run,
+        ));
         // Worker 0's seat, deque and lease when the calling thread is worker 0: it starts last,
         // once nothing can fail any more (so a failed build leaves this thread untouched).
         let mut caller = None;
@@ -867,11 +873,12 @@ fn make_names(
 ) -> Result<Box<[String]>, BuildError> {
     (0..n)
         .map(|index| match name {
-            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index)))
-                .map_err(|payload| BuildError::ThreadName {
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(index))).map_err(
+                |payload| BuildError::ThreadName {
                     index,
                     message: super::job::panic_message(&*payload).to_owned(),
-                }),
+                },
+            ),
             None => Ok(format!("replicore-{index}")),
         })
         .collect()
@@ -883,7 +890,11 @@ fn first_owner(
     registry: &Registry,
     index: usize,
     seat: usize,
-) -> (Worker<super::job::JobRef>, super::generations::Owner, crate::replication::OwnerToken) {
+) -> (
+    Worker<super::job::JobRef>,
+    super::generations::Owner,
+    crate::replication::OwnerToken,
+) {
     let deque = Worker::new_lifo();
     let owner = registry.workers[index].generations.add(deque.stealer());
     let cpu = &registry.recovery.cpus[index];

@@ -42,8 +42,7 @@ where
     match WorkerThread::current() {
         Some(w) if Arc::ptr_eq(&w.registry, registry) => {
             let job = move || {
-                if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task))
-                {
+                if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)) {
                     // Tasks run only on workers of the pool they were spawned on.
                     if let Some(w) = WorkerThread::current() {
                         w.registry.handle_panic(payload);
@@ -51,7 +50,9 @@ where
                 }
             };
             // SAFETY: the closure is `'static`, so it may run at any time.
-            registry.fifo.push(w.index, unsafe { HeapJob::into_job_ref(job) });
+            registry
+                .fifo
+                .push(w.index, unsafe { HeapJob::into_job_ref(job) });
             let position = w.index;
             let token = move || {
                 let w = WorkerThread::current().expect("a pool's jobs run on its workers");

@@ -12,9 +12,9 @@
 //! `steal` pins it anyway, so the inner pin is then a nested, cheap one) and writers, serialised
 //! by a mutex, swap in a new `Vec` and free the old one once no reader can hold it.
 
-use std::sync::Arc;
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};

@@ -348,7 +348,6 @@ impl<F: FnOnce() -> R + Send, R: Send> Job for SharedJob<F, R> {
 }
 
 /// The text of a panic payload, if it has one.
-#[cfg(not(loom))]
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s

@@ -104,7 +104,10 @@ pub(crate) struct CountLatch {
 /// pool's sleep protocol, or any other thread, which parks itself (`in_place_scope` called
 /// outside every pool).
 enum Waiter {
-    Worker { registry: Arc<Registry>, seat: usize },
+    Worker {
+        registry: Arc<Registry>,
+        seat: usize,
+    },
     Thread(std::thread::Thread),
 }
 

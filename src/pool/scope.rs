@@ -225,10 +225,7 @@ impl std::fmt::Debug for Scope<'_> {
         f.debug_struct("Scope")
             .field("num_threads", &self.registry.num_threads())
             .field("pending", &self.latch.pending())
-            .field(
-                "panicked",
-                &!self.panic.load(Ordering::Relaxed).is_null(),
-            )
+            .field("panicked", &!self.panic.load(Ordering::Relaxed).is_null())
             .finish_non_exhaustive()
     }
 }

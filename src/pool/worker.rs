@@ -547,7 +547,9 @@ impl WorkerThread {
                     if victim == self.index {
                         continue;
                     }
-                    let stolen = registry.workers[victim].generations.steal_with(Stealer::steal);
+                    let stolen = registry.workers[victim]
+                        .generations
+                        .steal_with(Stealer::steal);
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_same_node);

@@ -63,6 +63,15 @@ impl<C: AsRef<Claim> + ?Sized> Claimable for crate::sync::Arc<C> {
     }
 }
 
+/// Under loom the shim's `Arc` is loom's; the pool's logged-task handles stay `std` ones (a
+/// `self: Arc<Self>` method needs `std`'s), so the pool still builds under `--cfg loom`.
+#[cfg(loom)]
+impl<C: AsRef<Claim> + ?Sized> Claimable for std::sync::Arc<C> {
+    fn claim(&self) -> &Claim {
+        (**self).as_ref()
+    }
+}
+
 /// What [`Replica::apply`] did with one op.
 ///
 /// ```

@@ -17,9 +17,8 @@
 mod backoff;
 pub(crate) use backoff::Backoff;
 
-/// Items that exist only outside loom (the pool proper: OS threads and crossbeam's deques, which
-/// loom cannot drive), as tokio's `cfg_not_loom!`: one marker for a run of items instead of one
-/// `#[cfg(not(loom))]` each.
+/// Items that exist only outside loom, as tokio's `cfg_not_loom!`: one marker for a run of items
+/// instead of one `#[cfg(not(loom))]` each.
 macro_rules! cfg_not_loom {
     ($($item:item)*) => { $( #[cfg(not(loom))] $item )* };
 }

@@ -4,26 +4,24 @@
 //! pick the calling thread's replica, so neither half of the crate needs to know about the
 //! other: both only know the topology.
 
-#[cfg(not(loom))]
-use std::cell::Cell;
-
 use super::{CpuId, NodeId};
 
-#[cfg(not(loom))]
-thread_local! {
-    static HERE: Cell<Option<(CpuId, NodeId)>> = const { Cell::new(None) };
-}
+crate::sync::cfg_not_loom! {
+    use std::cell::Cell;
 
-/// Records (or, with `None`, forgets) the calling thread's CPU and node.
-#[cfg(not(loom))]
-pub(crate) fn set_current_location(location: Option<(CpuId, NodeId)>) {
-    HERE.with(|h| h.set(location));
-}
+    thread_local! {
+        static HERE: Cell<Option<(CpuId, NodeId)>> = const { Cell::new(None) };
+    }
 
-/// The calling thread's recorded CPU and node, if whoever started it placed it.
-#[cfg(not(loom))]
-pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
-    HERE.with(Cell::get)
+    /// Records (or, with `None`, forgets) the calling thread's CPU and node.
+    pub(crate) fn set_current_location(location: Option<(CpuId, NodeId)>) {
+        HERE.with(|h| h.set(location));
+    }
+
+    /// The calling thread's recorded CPU and node, if whoever started it placed it.
+    pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
+        HERE.with(Cell::get)
+    }
 }
 
 /// Under loom no thread is placed (models run the protocol pieces on loom threads, which share
@@ -32,3 +30,7 @@ pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
 pub(crate) fn current_location() -> Option<(CpuId, NodeId)> {
     None
 }
+
+/// Under loom nothing is recorded (see `current_location`).
+#[cfg(loom)]
+pub(crate) fn set_current_location(_: Option<(CpuId, NodeId)>) {}

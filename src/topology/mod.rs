@@ -14,12 +14,9 @@ mod location;
 mod spec;
 mod sysfs;
 
-#[allow(unused_imports)] // used by the pool, which is not built under loom
 pub(crate) use bind::{bind_current_thread, current_os_cpu};
 pub use error::TopologyError;
-pub(crate) use location::current_location;
-#[cfg(not(loom))]
-pub(crate) use location::set_current_location;
+pub(crate) use location::{current_location, set_current_location};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -213,12 +213,20 @@ impl Judge {
                     return Activity::Blocked;
                 }
                 // Blocked now, but mostly on its CPU: measure a fresh window.
-                self.sample = Some(CpuSample { epoch, at: now, cpu });
+                self.sample = Some(CpuSample {
+                    epoch,
+                    at: now,
+                    cpu,
+                });
                 Activity::Undecided
             }
             Some(s) if s.epoch == epoch => Activity::Undecided,
             _ => {
-                self.sample = Some(CpuSample { epoch, at: now, cpu });
+                self.sample = Some(CpuSample {
+                    epoch,
+                    at: now,
+                    cpu,
+                });
                 Activity::Undecided
             }
         }
@@ -229,8 +237,10 @@ impl Judge {
         if self.sample.is_some_and(|s| s.epoch == epoch) {
             return;
         }
-        self.sample = probe
-            .and_then(|p| p.cpu_time())
-            .map(|cpu| CpuSample { epoch, at: now, cpu });
+        self.sample = probe.and_then(|p| p.cpu_time()).map(|cpu| CpuSample {
+            epoch,
+            at: now,
+            cpu,
+        });
     }
 }

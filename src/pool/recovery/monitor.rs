@@ -64,7 +64,11 @@ fn run(registry: Arc<Registry>) {
         for place in registry.workers.iter() {
             place.generations.prune();
         }
-        registry.recovery.external.lock().retain(|t| !t.claim().is_claimed());
+        registry
+            .recovery
+            .external
+            .lock()
+            .retain(|t| !t.claim().is_claimed());
         let now = Instant::now();
         let driver = |i: usize| Driver {
             // The fence names the CPU's first replica holder as the new holder, as a worker
@@ -101,7 +105,13 @@ fn run(registry: Arc<Registry>) {
             }
         }
         // An expiry no worker has handled yet: every worker checks every lease until it is.
-        if registry.recovery.takeover_wanted.swap(waiting, Ordering::Relaxed) != waiting && waiting {
+        if registry
+            .recovery
+            .takeover_wanted
+            .swap(waiting, Ordering::Relaxed)
+            != waiting
+            && waiting
+        {
             registry.sleep.wake_all();
         }
     }

@@ -77,7 +77,10 @@ impl ThreadProbe {
 /// is in parentheses and may itself contain spaces and parentheses (so: after the *last* `)`).
 fn state_of(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|&b| b == b')')?;
-    stat[close + 1..].iter().copied().find(|b| !b.is_ascii_whitespace())
+    stat[close + 1..]
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
 }
 
 #[cfg(test)]
@@ -113,7 +116,10 @@ mod tests {
         let cpu0 = probe.cpu_time().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let used = probe.cpu_time().unwrap() - cpu0;
-        assert!(used < Duration::from_millis(25), "a sleeper used {used:?} of 50 ms");
+        assert!(
+            used < Duration::from_millis(25),
+            "a sleeper used {used:?} of 50 ms"
+        );
         // It is awake a tiny fraction of the time: most reads say "not runnable".
         let blocked = (0..20)
             .filter(|_| {

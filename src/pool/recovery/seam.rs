@@ -62,7 +62,12 @@ pub(crate) enum Publish {
 
 impl Seam {
     /// The seam of the worker at `index` of `registry`, owning its CPU under `token`.
-    pub(crate) fn new(registry: &Registry, index: usize, token: OwnerToken, fault_id: usize) -> Self {
+    pub(crate) fn new(
+        registry: &Registry,
+        index: usize,
+        token: OwnerToken,
+        fault_id: usize,
+    ) -> Self {
         Seam {
             cpu: &*registry.recovery.cpus[index],
             token: Cell::new(token),
@@ -182,12 +187,9 @@ impl Seam {
             }
         }
         self.renew();
-        let _ = cpu.idle.compare_exchange(
-            u64::from(epoch) + 1,
-            0,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        let _ =
+            cpu.idle
+                .compare_exchange(u64::from(epoch) + 1, 0, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Marks the CPU idle for this worker's epoch before it parks: a parked worker has an

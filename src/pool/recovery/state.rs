@@ -100,7 +100,10 @@ impl RecoveryState {
                         DEFAULT_LOG_CAPACITY,
                         Arc::clone(&protocol),
                     )),
-                    replicas: holders.iter().map(|_| Mutex::new(Replica::new(0))).collect(),
+                    replicas: holders
+                        .iter()
+                        .map(|_| Mutex::new(Replica::new(0)))
+                        .collect(),
                     replica_holders: holders.into_boxed_slice(),
                     idle: AtomicU64::new(1),
                     owner_seat: AtomicUsize::new(NO_SEAT),

@@ -163,9 +163,9 @@ fn restore_capacity(
             // The new epoch is left unrenewed and not idle: it expires a lease from now and the
             // next driver tries again.
             reoffer(registry, tasks);
-            let _ = cpu
-                .owner_seat
-                .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
+            let _ =
+                cpu.owner_seat
+                    .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
             let _ = cpu
                 .idle
                 .compare_exchange(starting, 0, Ordering::SeqCst, Ordering::SeqCst);

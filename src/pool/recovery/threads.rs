@@ -217,9 +217,8 @@ impl Threads {
         loop {
             let next = {
                 let mut t = self.table.lock();
-                let found = (0..t.seats.len()).find(|&s| {
-                    matches!(&t.seats[s], SeatState::Running(h) if !h.crashed())
-                });
+                let found = (0..t.seats.len())
+                    .find(|&s| matches!(&t.seats[s], SeatState::Running(h) if !h.crashed()));
                 found.map(|seat| {
                     let SeatState::Running(h) =
                         std::mem::replace(&mut t.seats[seat], SeatState::Joining)
