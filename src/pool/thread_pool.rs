@@ -22,7 +22,7 @@ use super::worker::WorkerThread;
 /// workers that wait for the dropping thread; the queued work still runs in the background.
 /// [`shutdown`](Self::shutdown) is the call that waits for it all and joins the threads. The
 /// one drop that may run work is that of a one-worker
-/// [`use_current_thread`](ThreadPoolBuilder::use_current_thread) pool on its building thread:
+/// [`use_current_thread`](crate::ThreadPoolBuilder::use_current_thread) pool on its building thread:
 /// that thread is the only worker, so it runs the queued work before it leaves.
 ///
 /// ```
@@ -155,7 +155,7 @@ impl ThreadPool {
     }
 
     /// How many neighbour CPUs replicate each CPU's run queue (see
-    /// [`ThreadPoolBuilder::replication_factor`]).
+    /// [`ThreadPoolBuilder::replication_factor`](crate::ThreadPoolBuilder::replication_factor)).
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
@@ -169,7 +169,7 @@ impl ThreadPool {
     }
 
     /// The lease after which a blocked worker that reached no scheduling point is taken over
-    /// (see [`ThreadPoolBuilder::lease`]).
+    /// (see [`ThreadPoolBuilder::lease`](crate::ThreadPoolBuilder::lease)).
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(1).build()?;
@@ -180,7 +180,7 @@ impl ThreadPool {
         self.registry.config.lease
     }
 
-    /// The cap on replacement worker threads (see [`ThreadPoolBuilder::max_spare_threads`]).
+    /// The cap on replacement worker threads (see [`ThreadPoolBuilder::max_spare_threads`](crate::ThreadPoolBuilder::max_spare_threads)).
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
@@ -214,7 +214,7 @@ impl ThreadPool {
     /// on workers that a takeover fenced: shutdown waits for those workers to finish their task.
     /// Called on one of the pool's own workers (the pool was moved into one of its tasks), it
     /// cannot wait for its own thread: it then behaves like a drop. Called on the thread that
-    /// built the pool with [`use_current_thread`](ThreadPoolBuilder::use_current_thread)
+    /// built the pool with [`use_current_thread`](crate::ThreadPoolBuilder::use_current_thread)
     /// (outside the pool's tasks), that thread first runs queued work, then leaves the pool
     /// (its queued tasks go to the other workers), and then waits as usual.
     ///
