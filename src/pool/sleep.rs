@@ -25,6 +25,14 @@
 //!
 //! A worker waiting for a latch (join, scope, install) parks through the same path; the latch's
 //! [`SleepLatch`] word tells the setter to wake exactly that worker.
+//!
+//! **Finding a sleeper.** Besides the count, each parked worker has a bit in a bitmap, set before
+//! it joins the count and cleared by whoever wakes it. A wake-up reads the bitmap (one load per
+//! 64 beds) and tries only the beds whose bit is set, so its cost does not grow with the number
+//! of beds, most of them empty. It cannot miss a counted sleeper: the bit is set (`SeqCst`) before
+//! the count is raised, and the waker reads the bitmap after it read the raised count. A bit
+//! without a sleeper (it is still deciding, or being woken by someone else) only costs one bed
+//! lock: the bed's own flag, under its lock, says whether it is parked.
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use crate::sync::{Condvar, Mutex};
@@ -55,6 +63,8 @@ struct Bed {
 pub struct Sleep {
     state: AtomicU64,
     beds: Box<[crossbeam_utils::CachePadded<Bed>]>,
+    /// Bit `i % 64` of word `i / 64`: bed `i` holds a parked (or parking) worker.
+    parked: Box<[AtomicU64]>,
 }
 
 /// What [`Sleep::sleep`] did.
@@ -72,6 +82,9 @@ impl Sleep {
         Sleep {
             state: AtomicU64::new(0),
             beds: (0..workers).map(|_| Default::default()).collect(),
+            parked: (0..workers.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
@@ -109,9 +122,12 @@ impl Sleep {
         {
             return Slept::Aborted;
         }
+        // The bit before the count: a waker that sees us counted sees the bit (module docs).
+        self.mark(index, true);
         let mut s = self.state.load(Ordering::SeqCst);
         loop {
             if jec(s) != token {
+                self.mark(index, false);
                 if let Some(latch) = latch {
                     latch.wake_up();
                 }
@@ -168,9 +184,7 @@ impl Sleep {
     pub fn wake_all(&self) {
         fence(Ordering::SeqCst);
         self.bump_if_sleepy(self.state.load(Ordering::SeqCst));
-        for index in 0..self.beds.len() {
-            self.wake_specific(index);
-        }
+        self.wake_marked(usize::MAX);
     }
 
     /// Wakes worker `index` if it is parked. Returns whether it was.
@@ -179,6 +193,7 @@ impl Sleep {
         let mut asleep = bed.asleep.lock();
         if *asleep {
             *asleep = false;
+            self.mark(index, false);
             self.state.fetch_sub(1, Ordering::SeqCst);
             bed.wake.notify_one();
             true
@@ -205,10 +220,36 @@ impl Sleep {
     }
 
     fn wake_any(&self) {
-        for index in 0..self.beds.len() {
-            if self.wake_specific(index) {
-                return;
+        self.wake_marked(1);
+    }
+
+    /// Wakes up to `max` parked workers among the marked beds; returns how many it woke.
+    fn wake_marked(&self, max: usize) -> usize {
+        let mut woken = 0;
+        for (w, word) in self.parked.iter().enumerate() {
+            let mut bits = word.load(Ordering::SeqCst);
+            while bits != 0 {
+                let index = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if self.wake_specific(index) {
+                    woken += 1;
+                    if woken == max {
+                        return woken;
+                    }
+                }
             }
+        }
+        woken
+    }
+
+    /// Sets or clears bed `index`'s bit in `parked` (under that bed's lock).
+    fn mark(&self, index: usize, parked: bool) {
+        let bit = 1u64 << (index % 64);
+        let word = &self.parked[index / 64];
+        if parked {
+            word.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            word.fetch_and(!bit, Ordering::SeqCst);
         }
     }
 }
@@ -254,5 +295,73 @@ impl SleepLatch {
         let _ = self
             .0
             .compare_exchange(SLEEPING, UNSET, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Waits until `cond` holds; fails the test after 10 s instead of hanging.
+    fn within(what: &str, cond: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "watchdog: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Parks a worker in bed `index` on its own thread; returns the thread.
+    fn park_in(sleep: &Arc<Sleep>, index: usize) -> std::thread::JoinHandle<Slept> {
+        let sleep = Arc::clone(sleep);
+        std::thread::spawn(move || {
+            let token = sleep.get_sleepy();
+            sleep.sleep(index, token, None)
+        })
+    }
+
+    fn parked(sleep: &Sleep) -> u64 {
+        sleepers(sleep.state.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn each_wake_up_finds_one_sleeper_in_any_word_of_the_bitmap() {
+        let sleep = Arc::new(Sleep::new(130));
+        let beds = [3, 70, 129];
+        let mut threads = Vec::new();
+        for (k, &bed) in beds.iter().enumerate() {
+            threads.push(park_in(&sleep, bed));
+            // One at a time: a second `get_sleepy` would otherwise share the first's token, and
+            // whichever parks first makes the other's park attempt fail.
+            within("the worker parks", || parked(&sleep) == k as u64 + 1);
+        }
+        for k in (0..beds.len()).rev() {
+            sleep.new_injected_work();
+            within("one worker wakes per wake-up", || {
+                parked(&sleep) == k as u64
+            });
+        }
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Slept::Woken);
+        }
+        assert!(sleep.parked.iter().all(|w| w.load(Ordering::SeqCst) == 0));
+    }
+
+    #[test]
+    fn wake_all_wakes_every_parked_worker_and_nothing_else() {
+        let sleep = Arc::new(Sleep::new(200));
+        let mut threads = Vec::new();
+        for (k, bed) in [0, 64, 65, 199].into_iter().enumerate() {
+            threads.push(park_in(&sleep, bed));
+            within("the worker parks", || parked(&sleep) == k as u64 + 1);
+        }
+        sleep.wake_all();
+        within("every worker wakes", || parked(&sleep) == 0);
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Slept::Woken);
+        }
+        assert!(!sleep.wake_specific(1), "an empty bed wakes no one");
     }
 }
