@@ -508,6 +508,11 @@ impl WorkerThread {
         let registry = &*self.registry;
         let me = self.place();
         let stats = &me.stats;
+        // One epoch pin for the whole search: every steal below (crossbeam's deques, a CPU's
+        // list of deques) pins too, and a pin inside a pin is a counter bump. Unpinned, each
+        // steal is a first pin, and every 128th first pin scans every thread that ever pinned
+        // (`Global::try_advance`): with hundreds of workers that scan was most of a search.
+        let _pin = crossbeam_epoch::pin();
         loop {
             let mut retry = false;
             // `is_empty` is two plain loads; a failed `steal` on an empty injector costs a
