@@ -1,15 +1,18 @@
-//! How the cost of waking idle workers grows with the worker count: rounds of `spawn`s from
-//! outside into an idle pool, replicore and rayon at the same thread counts, on synthetic
-//! topologies (so any box can run it; on a 2-CPU box the workers are oversubscribed, which is
-//! what makes a wake-up per task expensive).
+//! How the pool's costs grow with the worker count, replicore and rayon at the same thread
+//! counts, on synthetic topologies (so any box can run it; on a 2-CPU box the workers are
+//! oversubscribed, which is what makes a wake-up per task expensive). Three cases, each after
+//! 50 ms idle (so every worker has parked):
+//! - `outside`: `TASKS` empty `spawn`s from a thread outside the pool;
+//! - `inside`: the same, spawned from one task on a worker;
+//! - `broadcast`: one `broadcast` of an empty closure to every worker.
 //!
 //! ```sh
-//! cargo run --release --example spawn_scale               # 2, 16, 64, 128 workers
+//! cargo run --release --example spawn_scale               # 2, 16, 64, 128, 256 workers
 //! cargo run --release --example spawn_scale -- 256 5      # one size, 5 rounds
 //! ```
 //!
-//! Each round spawns `TASKS` empty tasks and waits until all ran, after 50 ms idle (so every
-//! worker has parked). Printed: the median round per contender and the ratio.
+//! Printed: the median round per contender (alternating, so a noisy moment hits both) and the
+//! ratio replicore / rayon.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,31 +44,71 @@ fn wait_for(done: &AtomicUsize, want: usize) {
     }
 }
 
-fn round_replicore(pool: &ThreadPool) -> Duration {
+/// One round of `case` on replicore.
+fn round_replicore(pool: &ThreadPool, case: &str) -> Duration {
     std::thread::sleep(Duration::from_millis(50));
     let done = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
-    for _ in 0..TASKS {
-        let done = Arc::clone(&done);
-        pool.spawn(move || {
-            done.fetch_add(1, Ordering::Release);
-        });
+    let spawn_all = || {
+        for _ in 0..TASKS {
+            let done = Arc::clone(&done);
+            replicore::spawn(move || {
+                done.fetch_add(1, Ordering::Release);
+            });
+        }
+    };
+    match case {
+        "outside" => {
+            for _ in 0..TASKS {
+                let done = Arc::clone(&done);
+                pool.spawn(move || {
+                    done.fetch_add(1, Ordering::Release);
+                });
+            }
+            wait_for(&done, TASKS);
+        }
+        "inside" => {
+            pool.install(spawn_all);
+            wait_for(&done, TASKS);
+        }
+        _ => {
+            pool.broadcast(|_| ());
+        }
     }
-    wait_for(&done, TASKS);
     t.elapsed()
 }
 
-fn round_rayon(pool: &rayon::ThreadPool) -> Duration {
+/// One round of `case` on rayon.
+fn round_rayon(pool: &rayon::ThreadPool, case: &str) -> Duration {
     std::thread::sleep(Duration::from_millis(50));
     let done = Arc::new(AtomicUsize::new(0));
     let t = Instant::now();
-    for _ in 0..TASKS {
-        let done = Arc::clone(&done);
-        pool.spawn(move || {
-            done.fetch_add(1, Ordering::Release);
-        });
+    let spawn_all = || {
+        for _ in 0..TASKS {
+            let done = Arc::clone(&done);
+            rayon::spawn(move || {
+                done.fetch_add(1, Ordering::Release);
+            });
+        }
+    };
+    match case {
+        "outside" => {
+            for _ in 0..TASKS {
+                let done = Arc::clone(&done);
+                pool.spawn(move || {
+                    done.fetch_add(1, Ordering::Release);
+                });
+            }
+            wait_for(&done, TASKS);
+        }
+        "inside" => {
+            pool.install(spawn_all);
+            wait_for(&done, TASKS);
+        }
+        _ => {
+            pool.broadcast(|_| ());
+        }
     }
-    wait_for(&done, TASKS);
     t.elapsed()
 }
 
@@ -78,10 +121,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let sizes: Vec<usize> = match args.first() {
         Some(n) => vec![n.parse()?],
-        None => vec![2, 16, 64, 128],
+        None => vec![2, 16, 64, 128, 256],
     };
     let rounds: usize = args.get(1).map(|r| r.parse()).transpose()?.unwrap_or(7);
-    println!("workers  topology                 replicore   rayon      ratio");
+    println!("workers  topology                 case       replicore     rayon  ratio");
     for n in sizes {
         let (topo, spec) = topology(n);
         let rp = ThreadPool::builder()
@@ -90,19 +133,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .pin_workers(false)
             .build()?;
         let ry = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        // Alternate the contenders, so that a noisy moment hits both.
-        for _ in 0..rounds {
-            a.push(round_replicore(&rp));
-            b.push(round_rayon(&ry));
+        for case in ["outside", "inside", "broadcast"] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            // Alternate the contenders, so that a noisy moment hits both.
+            for _ in 0..rounds {
+                a.push(round_replicore(&rp, case));
+                b.push(round_rayon(&ry, case));
+            }
+            let (a, b) = (median(a), median(b));
+            println!(
+                "{n:>7}  {spec:<24} {case:<10} {:>9.2?} {:>9.2?}  {:>5.2}",
+                a,
+                b,
+                a.as_secs_f64() / b.as_secs_f64()
+            );
         }
-        let (a, b) = (median(a), median(b));
-        println!(
-            "{n:>7}  {spec:<24} {:>9.2?} {:>9.2?}  {:>5.2}",
-            a,
-            b,
-            a.as_secs_f64() / b.as_secs_f64()
-        );
     }
     Ok(())
 }
