@@ -1,7 +1,13 @@
-//! Measures the CPU an idle 2-thread pool burns: runs some work, lets the workers settle into
-//! parking, then reads this process's utime + stime from `/proc/self/stat` across 2 s of idleness.
+//! Measures the CPU an idle pool burns: runs some work, lets the workers settle into parking,
+//! then reads this process's utime + stime from `/proc/self/stat` across 2 s of idleness.
 //!
-//! `cargo run --release --example pool_idle`
+//! ```sh
+//! cargo run --release --example pool_idle            # 2 workers
+//! cargo run --release --example pool_idle -- 256     # 256 workers on numa:8 core:16 pu:2
+//! ```
+//!
+//! With a worker count, the pool runs on a synthetic topology with that many CPUs (8 nodes of
+//! 2-PU cores from 64 on), so any box can show what an idle big pool costs.
 
 use std::time::{Duration, Instant};
 
@@ -24,10 +30,27 @@ fn fib(n: u32) -> u64 {
 }
 
 fn main() {
-    let pool = replicore::ThreadPool::builder()
-        .num_threads(2)
-        .build()
-        .expect("a 2-thread pool");
+    let n: usize = match std::env::args().nth(1) {
+        Some(arg) => match arg.parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("usage: pool_idle [workers > 0], got {arg:?}");
+                std::process::exit(2);
+            }
+        },
+        None => 2,
+    };
+    let mut builder = replicore::ThreadPool::builder().num_threads(n);
+    if n > 2 {
+        let nodes = if n >= 64 { 8 } else { 1 };
+        let pus = if n >= 64 { 2 } else { 1 };
+        let spec = format!("numa:{nodes} core:{} pu:{pus}", (n / nodes / pus).max(1));
+        println!("topology: {spec}");
+        builder = builder
+            .topology(spec.parse().expect("a valid synthetic topology"))
+            .pin_workers(false);
+    }
+    let pool = builder.build().expect("a pool");
     println!("warm-up: fib(25) = {}", pool.install(|| fib(25)));
     // Let the workers finish their spin phase and park.
     std::thread::sleep(Duration::from_millis(200));
@@ -42,7 +65,7 @@ fn main() {
     // Linux reports these in USER_HZ, which is 100 on every mainstream configuration.
     let cpu = (after - before) as f64 / 100.0;
     println!(
-        "idle 2-thread pool: {:.3} s CPU over {:.2} s wall = {:.2}% of one CPU (resolution 10 ms)",
+        "idle {n}-thread pool: {:.3} s CPU over {:.2} s wall = {:.2}% of one CPU (resolution 10 ms)",
         cpu,
         wall,
         100.0 * cpu / wall

@@ -61,8 +61,13 @@ fn run(registry: Arc<Registry>) {
             tick(lease)
         };
         sync_replicas(&registry);
-        for place in registry.workers.iter() {
-            place.generations.prune();
+        {
+            // One epoch pin for all the lists (see `find_work`): a first pin per list would
+            // scan every thread that ever pinned each 128 pins, on every tick.
+            let _pin = crossbeam_epoch::pin();
+            for place in registry.workers.iter() {
+                place.generations.prune();
+            }
         }
         registry
             .recovery
