@@ -668,3 +668,50 @@ fn shutdown_runs_a_spawn_broadcast_queued_just_before() {
         }
     });
 }
+
+/// Without replicas (`R = 0`) each CPU is watched by a couple of ring neighbours, not the whole
+/// pool; when those are blocked too, the monitor drives. Six tasks block at once on a pool of
+/// eight: every CPU they block is taken over (a replacement that picks up a queued blocker is
+/// blocked and taken over in turn), and the pool keeps answering meanwhile.
+#[test]
+fn without_replicas_every_blocked_worker_is_taken_over_even_when_its_watchers_block() {
+    within(Duration::from_secs(60), "r=0 takeovers", || {
+        let lease = Duration::from_millis(20);
+        let pool = ThreadPool::builder()
+            .topology("numa:2 core:4 pu:1".parse().unwrap())
+            .replication_factor(0)
+            .lease(lease)
+            .build()
+            .unwrap();
+        let release = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..6 {
+            let (release, started) = (release.clone(), started.clone());
+            // Blocked off its CPU until released.
+            pool.spawn(move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                sleep_until(Duration::from_secs(30), || release.load(Ordering::SeqCst));
+            });
+        }
+        wait_until(
+            Duration::from_secs(20),
+            "six blocked CPUs taken over",
+            || started.load(Ordering::SeqCst) == 6 && pool.stats().recovery.takeovers >= 6,
+            || format!("{:?}", pool.stats()),
+        );
+        assert_eq!(
+            pool.install(|| 7),
+            7,
+            "the pool answers while six owners block"
+        );
+        release.store(true, Ordering::SeqCst);
+        let stats = pool.stats();
+        pool.shutdown();
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            6,
+            "each blocker ran once: {stats:?}"
+        );
+        assert!(stats.recovery.replacement_threads >= 6, "{stats:?}");
+    });
+}

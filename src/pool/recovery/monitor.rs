@@ -89,6 +89,7 @@ fn run(registry: Arc<Registry>) {
             .map(|i| check(&registry, i, now, driver(i), grace))
             .collect();
         let mut waiting = false;
+        let mut wanted = vec![0u64; registry.recovery.wanted.len()];
         for i in (0..n).filter(|&i| verdicts[i] == Verdict::Waiting) {
             // The grace is for a watcher that will get to it first. If none of this CPU's
             // watchers renewed its own lease within the last lease (all busy in long tasks,
@@ -97,19 +98,18 @@ fn run(registry: Arc<Registry>) {
             // never come back into the pool: it does not count as a watcher.
             let alive =
                 |w: usize| verdicts[w] == Verdict::Fine && !registry.recovery.cpus[w].caller_owned;
-            let mut watchers = registry.recovery.cpus[i].replica_holders.iter();
-            let some_watcher_alive = if registry.recovery.cpus[i].replica_holders.is_empty() {
-                (0..n).any(|w| w != i && alive(w))
-            } else {
-                watchers.any(|&w| alive(w))
-            };
+            let some_watcher_alive = registry.recovery.cpus[i].watchers.iter().any(|&w| alive(w));
             if some_watcher_alive {
                 waiting = true;
+                wanted[i / 64] |= 1 << (i % 64);
             } else {
                 check(&registry, i, now, driver(i), Duration::ZERO);
             }
         }
-        // An expiry no worker has handled yet: every worker checks every lease until it is.
+        // Expiries no worker has handled yet: every worker also checks those until they are.
+        for (word, bits) in registry.recovery.wanted.iter().zip(wanted) {
+            word.store(bits, Ordering::Release);
+        }
         if registry
             .recovery
             .takeover_wanted

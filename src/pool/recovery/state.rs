@@ -17,7 +17,11 @@ use crate::replication::{CpuState, DEFAULT_LOG_CAPACITY, Replica, ReplicationSta
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// One CPU's lease, op log and replicas, and how its owner thread is doing.
+/// With `R = 0` no worker holds a replica of another, so each CPU is watched by the workers at
+/// this many positions before it: a few per worker, not the whole pool.
+pub(crate) const RING_WATCHERS: usize = 2;
+
+/// One CPU's lease, log and replicas, and how its owner thread is doing.
 pub(crate) struct CpuRecovery {
     /// Lease, op log and in-hand slot of this CPU (`crate::replication`). On its own cache
     /// lines: the owner stores its heartbeat there on every pop.
@@ -25,6 +29,9 @@ pub(crate) struct CpuRecovery {
     /// The worker positions holding replicas of this CPU's log: the workers on the `r` CPUs
     /// nearest to it (`Topology::neighbours`), nearest first.
     pub(crate) replica_holders: Box<[usize]>,
+    /// The workers that watch this CPU's lease: its replica holders, or with `R = 0` (no
+    /// replicas) the [`RING_WATCHERS`] positions before it in position order.
+    pub(crate) watchers: Box<[usize]>,
     /// The replicas themselves, in the order of `replica_holders`.
     pub(crate) replicas: Box<[Mutex<Replica<Handle>>]>,
     /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
@@ -63,12 +70,16 @@ impl CpuRecovery {
 pub(crate) struct RecoveryState {
     /// Indexed by worker position, like the registry's queues.
     pub(crate) cpus: Box<[CachePadded<CpuRecovery>]>,
-    /// For each position, the positions whose replicas it holds: the leases its worker watches.
+    /// For each position, the positions whose leases its worker watches (the inverse of
+    /// `CpuRecovery::watchers`): a few, whatever the pool's size.
     pub(crate) watches: Box<[Box<[usize]>]>,
-    /// Set by the monitor while an expired lease waits for a driver: every worker then checks
-    /// every lease (see `watch`). Read by each worker every few loop turns, written rarely: on
-    /// its own cache line.
+    /// Set by the monitor while an expired lease waits for a driver: every worker then also
+    /// checks the CPUs marked in `wanted` (see `watch`). Read by each worker every few loop
+    /// turns, written rarely: on its own cache line.
     pub(crate) takeover_wanted: CachePadded<AtomicBool>,
+    /// Bit `i % 64` of word `i / 64`: CPU `i`'s lease expired and waits for a driver. Written by
+    /// the monitor only.
+    pub(crate) wanted: Box<[AtomicU64]>,
     /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
     /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
     /// worker had taken from an injector. Pruned by the monitor.
@@ -87,8 +98,19 @@ impl RecoveryState {
         let n = holders.len();
         let protocol: Arc<ReplicationStats> = Default::default();
         let now = Instant::now();
+        let watchers: Vec<Vec<usize>> = (0..n)
+            .map(|i| {
+                if holders[i].is_empty() {
+                    (1..=RING_WATCHERS.min(n - 1))
+                        .map(|k| (i + n - k) % n)
+                        .collect()
+                } else {
+                    holders[i].clone()
+                }
+            })
+            .collect();
         let watches = (0..n)
-            .map(|h| (0..n).filter(|&i| holders[i].contains(&h)).collect())
+            .map(|h| (0..n).filter(|&i| watchers[i].contains(&h)).collect())
             .collect();
         let cpus = holders
             .into_iter()
@@ -105,6 +127,7 @@ impl RecoveryState {
                         .map(|_| Mutex::new(Replica::new(0)))
                         .collect(),
                     replica_holders: holders.into_boxed_slice(),
+                    watchers: watchers[i].clone().into_boxed_slice(),
                     idle: AtomicU64::new(1),
                     owner_seat: AtomicUsize::new(NO_SEAT),
                     owner_probe: Mutex::new(None),
@@ -117,6 +140,7 @@ impl RecoveryState {
             cpus,
             watches,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
+            wanted: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             external: Mutex::new(Vec::new()),
             protocol,
             monitor_stop: AtomicBool::new(false),

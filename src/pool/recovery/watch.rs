@@ -1,12 +1,14 @@
 //! Watching leases, so that detection depends on no single thread.
 //!
-//! Every worker looks at the CPUs it holds replicas of (with `R = 0`, every other CPU) every
-//! `WATCH_EVERY` turns of its scheduling loop (see `seam`), and drives the takeover itself when
-//! it finds one stalled (`takeover::drive`, under its own fault id). The monitor looks at every
-//! CPU each tick. While some watcher of a stalled CPU is alive, it waits one more tick, raises
-//! `takeover_wanted` and wakes everyone, and then any worker looks at every CPU: the workers go
-//! first. When no watcher is alive (all busy in long tasks, stalled or dead), the monitor drives
-//! at once. What counts as a stall is `judge`'s rule.
+//! Every worker looks at the CPUs it watches (those it holds replicas of; with `R = 0`, the
+//! next `RING_WATCHERS` positions) every `WATCH_EVERY` turns of its scheduling loop (see
+//! `seam`), and drives the takeover itself when it finds one stalled (`takeover::drive`, under
+//! its own fault id). That is a few CPUs per worker, whatever the pool's size. The monitor looks
+//! at every CPU each tick. While some watcher of a stalled CPU is alive, it waits one more tick,
+//! marks the CPU in `wanted`, raises `takeover_wanted` and wakes everyone, and then any worker
+//! also looks at the marked CPUs: the workers go first. When no watcher is alive (all busy in
+//! long tasks, stalled or dead), the monitor drives at once. What counts as a stall is `judge`'s
+//! rule.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,24 +74,29 @@ pub(crate) fn check(
     }
 }
 
-/// A worker's look at the leases it watches (every lease when the monitor asked for help, or
-/// at `R = 0`, where no one holds replicas), driving any takeover it finds due as `me`.
+/// A worker's look at the leases it watches, and at the ones the monitor marked as waiting for
+/// a driver, driving any takeover it finds due as `me`.
 #[cold]
 pub(crate) fn look_around(registry: &Arc<Registry>, me: usize, fault_id: usize) {
     let recovery = &registry.recovery;
-    let everyone = recovery.takeover_wanted.load(Ordering::Relaxed);
     let now = Instant::now();
     let driver = Driver {
         successor: me,
         fault_id,
     };
-    if everyone || registry.config.replication_factor == 0 {
-        for i in (0..registry.num_threads()).filter(|&i| i != me) {
-            check(registry, i, now, driver, Duration::ZERO);
-        }
-    } else {
-        for &i in recovery.watches[me].iter() {
-            check(registry, i, now, driver, Duration::ZERO);
+    for &i in recovery.watches[me].iter() {
+        check(registry, i, now, driver, Duration::ZERO);
+    }
+    if recovery.takeover_wanted.load(Ordering::Relaxed) {
+        for (w, word) in recovery.wanted.iter().enumerate() {
+            let mut bits = word.load(Ordering::Acquire);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if i != me {
+                    check(registry, i, now, driver, Duration::ZERO);
+                }
+            }
         }
     }
 }
