@@ -33,6 +33,7 @@
 mod config;
 mod counter;
 mod hashmap;
+mod helper;
 mod log;
 mod placement;
 mod replica;
@@ -45,7 +46,8 @@ pub use counter::{Counter, CounterRead, CounterWrite, ReplicatedCounter};
 pub use hashmap::{
     HashMapRead, HashMapResponse, HashMapWrite, MapHandle, ReplicatedHashMap, SeqHashMap,
 };
-pub use replicated::{Handle, NodeReplicated};
+pub use helper::HelperConfig;
+pub use replicated::{Handle, NodeReplicated, NrBuilder, Token};
 
 /// A sequential data structure that [`NodeReplicated`] can replicate.
 ///
@@ -146,4 +148,13 @@ pub struct NrStats {
     pub helping_events: u64,
     /// The largest lag (log entries behind the tail) a writer saw on another replica.
     pub max_replica_lag: u64,
+    /// The largest lag of any replica when the counters were read.
+    pub current_replica_lag: u64,
+    /// Replays the background helpers made (each at most [`HelperConfig::batch`] entries).
+    pub helper_batches: u64,
+    /// Log entries the background helpers applied.
+    pub helper_entries: u64,
+    /// Times a writer woke a parked helper because its replica lagged more than
+    /// [`HelperConfig::max_lag`].
+    pub helper_wakeups: u64,
 }
