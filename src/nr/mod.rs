@@ -47,6 +47,9 @@ pub use hashmap::{
     HashMapRead, HashMapResponse, HashMapWrite, MapHandle, ReplicatedHashMap, SeqHashMap,
 };
 pub use helper::HelperConfig;
+#[cfg(feature = "hwloc")]
+pub use placement::HwlocBinder;
+pub use placement::MemoryBinder;
 pub use replicated::{Handle, NodeReplicated, NrBuilder, Token};
 
 /// A sequential data structure that [`NodeReplicated`] can replicate.
@@ -152,6 +155,9 @@ pub struct NrStats {
     pub current_replica_lag: u64,
     /// Replays the background helpers made (each at most [`HelperConfig::batch`] entries).
     pub helper_batches: u64,
+    /// Replicas whose memory binding to their node was accepted (see [`MemoryBinder`]); the
+    /// others rely on first touch by a thread pinned to the node.
+    pub bound_replicas: u64,
     /// Log entries the background helpers applied.
     pub helper_entries: u64,
     /// Times a writer woke a parked helper because its replica lagged more than

@@ -3,7 +3,7 @@
 use super::config::{NrConfig, NrError};
 use super::helper::{HelperConfig, Wakers};
 use super::log::Log;
-use super::placement;
+use super::placement::{self, MemoryBinder};
 use super::replica::{CombinerGuard, Replica, Scratch, poisoned};
 use super::slots::{DONE, EMPTY, PENDING, Slot, TAKEN};
 use super::{Dispatch, NrStats};
@@ -55,6 +55,8 @@ pub struct NodeReplicated<D: Dispatch> {
     topo: Topology,
     /// Spreads threads whose node cannot be told apart (see [`NodeReplicated::register_current`]).
     next_node: AtomicUsize,
+    /// Replicas whose memory binding was accepted.
+    bound_replicas: usize,
     /// The helper threads, joined on drop.
     #[cfg(not(loom))]
     helpers: Vec<std::thread::JoinHandle<()>>,
@@ -114,7 +116,7 @@ impl<D: Dispatch + Send> NodeReplicated<D> {
         config: NrConfig,
         init: impl Fn() -> D + Sync,
     ) -> Result<Self, NrError> {
-        Self::build(topo, config, None, &init)
+        Self::build(topo, config, None, placement::default_binder(), &init)
     }
 
     /// Validates, places the replicas and builds the shared part; helper threads are started
@@ -123,6 +125,7 @@ impl<D: Dispatch + Send> NodeReplicated<D> {
         topo: &Topology,
         config: NrConfig,
         helper: Option<HelperConfig>,
+        binder: Option<Arc<dyn MemoryBinder>>,
         init: &(impl Fn() -> D + Sync),
     ) -> Result<Self, NrError> {
         config.validate()?;
@@ -132,10 +135,9 @@ impl<D: Dispatch + Send> NodeReplicated<D> {
         if topo.num_nodes() == 0 {
             return Err(NrError::NoNodes);
         }
-        let replicas = placement::allocate_per_node(topo, init)
-            .into_iter()
-            .map(Replica::new)
-            .collect::<Box<[_]>>();
+        let (replicas, bound_replicas) =
+            placement::allocate_per_node(topo, init, binder.as_deref());
+        let replicas = replicas.into_iter().map(Replica::new).collect::<Box<[_]>>();
         let n = replicas.len();
         Ok(Self {
             shared: Arc::new(Shared {
@@ -146,6 +148,7 @@ impl<D: Dispatch + Send> NodeReplicated<D> {
             }),
             topo: topo.clone(),
             next_node: AtomicUsize::new(0),
+            bound_replicas,
             #[cfg(not(loom))]
             helpers: Vec::new(),
         })
@@ -283,6 +286,7 @@ impl<D: Dispatch> NodeReplicated<D> {
             s.helper_wakeups += r.rare.helper_wakeups.load(Ordering::Relaxed);
             s.current_replica_lag = s.current_replica_lag.max(self.shared.lag(i) as u64);
         }
+        s.bound_replicas = self.bound_replicas as u64;
         s.operations = ops;
         // Positions only grow and position `i` lives in slot `i % size`, so the tail has passed
         // the end of the buffer `tail / size` times.
@@ -483,11 +487,23 @@ impl<D: Dispatch> Drop for NodeReplicated<D> {
 /// assert!(matches!(bad.build(|| Counter(0)), Err(NrError::HelperBatchOutOfRange { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NrBuilder<'t> {
     topo: &'t Topology,
     config: NrConfig,
     helper: Option<HelperConfig>,
+    binder: Option<Arc<dyn MemoryBinder>>,
+}
+
+impl std::fmt::Debug for NrBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NrBuilder")
+            .field("topo", self.topo)
+            .field("config", &self.config)
+            .field("helper", &self.helper)
+            .field("memory_binder", &self.binder.is_some())
+            .finish()
+    }
 }
 
 impl<'t> NrBuilder<'t> {
@@ -504,7 +520,30 @@ impl<'t> NrBuilder<'t> {
             topo,
             config: NrConfig::default(),
             helper: None,
+            binder: placement::default_binder(),
         }
+    }
+
+    /// Who binds each replica's memory to its node (see [`MemoryBinder`]); the default is
+    /// hwloc's with the `hwloc` feature, none (first touch) without.
+    ///
+    /// ```
+    /// # use replicore::nr::{Counter, MemoryBinder, NrBuilder};
+    /// # use replicore::{NodeId, Topology};
+    /// struct Refuse;
+    /// impl MemoryBinder for Refuse {
+    ///     fn bind_current_thread(&self, _: &Topology, _: NodeId) -> Result<(), String> {
+    ///         Err("not here".into())
+    ///     }
+    /// }
+    /// let topo = Topology::synthetic(2, 1, 1)?;
+    /// let nr = NrBuilder::new(&topo).memory_binder(std::sync::Arc::new(Refuse)).build(|| Counter(0))?;
+    /// assert_eq!(nr.stats().bound_replicas, 0); // first touch only
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn memory_binder(mut self, binder: Arc<dyn MemoryBinder>) -> Self {
+        self.binder = Some(binder);
+        self
     }
 
     /// Log and batch sizes; checked by [`NrBuilder::build`].
@@ -553,18 +592,24 @@ impl<'t> NrBuilder<'t> {
         D: Dispatch + Send + Sync + 'static,
     {
         #[allow(unused_mut)]
-        let mut nr = NodeReplicated::build(self.topo, self.config, self.helper, &init)?;
+        let mut nr = NodeReplicated::build(
+            self.topo,
+            self.config,
+            self.helper,
+            self.binder.clone(),
+            &init,
+        )?;
         #[cfg(not(loom))]
         if let Some(w) = &nr.shared.wakers {
             for (r, &node) in nr.topo.nodes().iter().enumerate() {
                 let shared = Arc::clone(&nr.shared);
-                let os_cpu = nr.topo.cpus_of(node).first().map(|&c| nr.topo.os_cpu(c));
+                let (topo, binder) = (nr.topo.clone(), self.binder.clone());
                 let spawned = std::thread::Builder::new()
                     .name(format!("replicore-nr-helper-{r}"))
                     .spawn(move || {
-                        if let Some(os_cpu) = os_cpu {
-                            crate::topology::bind_current_thread(os_cpu);
-                        }
+                        // What the helper allocates while replaying (a map growing, say)
+                        // belongs to its node's replica.
+                        placement::settle_on(&topo, node, binder.as_deref());
                         helper_loop(&shared, r);
                     });
                 match spawned {

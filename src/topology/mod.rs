@@ -17,6 +17,9 @@ mod sysfs;
 #[allow(unused_imports)] // used by the pool, which is not built under loom
 pub(crate) use bind::{bind_current_thread, current_os_cpu};
 pub use error::TopologyError;
+/// The process's hwloc topology, shared with node replication's memory binding.
+#[cfg(feature = "hwloc")]
+pub(crate) use hwloc::shared as hwloc_topology;
 pub(crate) use location::current_location;
 #[cfg(not(loom))]
 pub(crate) use location::set_current_location;
