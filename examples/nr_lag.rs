@@ -5,7 +5,8 @@
 //! `NrStats::current_replica_lag` every 50 µs while the writer runs, then once more 50 ms after
 //! the last write. Default sizes (log 1024, lag bound 512); the helper uses
 //! `HelperConfig::default()` (batch 64, wake at a lag of 128, 5 ms nap). Runs alternate between
-//! the two settings, 5 of each; the report is the median of each figure.
+//! the two settings, 5 of each; the report is the median of each figure. Last, the CPU time the
+//! helpers of an idle structure use over 2 s (from `/proc/self/task/*/schedstat`).
 //!
 //! ```text
 //! cargo run --release --example nr_lag
@@ -76,6 +77,22 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// CPU ns used so far by this process's threads named like the helpers (Linux only; 0 elsewhere).
+fn helper_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|n| n.starts_with("replicore-nr-he"))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn main() {
     let topo: Topology = "numa:2 core:1 pu:1".parse().unwrap();
     let init: HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
@@ -106,4 +123,22 @@ fn main() {
             m(&|r| r.helping_events as f64),
         );
     }
+    let idle = ReplicatedHashMap::from(
+        NrBuilder::new(&topo)
+            .helper(HelperConfig::default())
+            .build(|| SeqHashMap(init.clone()))
+            .unwrap(),
+    );
+    idle.register(topo.nodes()[0]).unwrap().insert(1, 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let (before, t0) = (helper_cpu_ns(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = helper_cpu_ns() - before;
+    println!(
+        "idle structure, {} helpers: {:.1} µs of CPU in {:.1} s ({:.4}% of one CPU)",
+        topo.num_nodes(),
+        used as f64 / 1e3,
+        t0.elapsed().as_secs_f64(),
+        used as f64 / t0.elapsed().as_nanos() as f64 * 100.0
+    );
 }
