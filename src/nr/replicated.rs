@@ -301,11 +301,21 @@ impl<D: Dispatch> NodeReplicated<D> {
 impl<D: Dispatch> Shared<D> {
     /// Runs the combiner of replica `me`: takes up to `max_batch` pending writes of its threads,
     /// appends them as one batch, replays the log into the replica and hands back responses.
-    fn combine(&self, me: usize, mut guard: CombinerGuard<'_, D::WriteOp, D::Response>) {
+    ///
+    /// `own` is the lock holder's own op when it took the lock before posting it: it goes first
+    /// in the batch and its response is returned rather than left in a mailbox.
+    fn combine(
+        &self,
+        me: usize,
+        mut guard: CombinerGuard<'_, D::WriteOp, D::Response>,
+        own: Option<D::WriteOp>,
+    ) -> Option<D::Response> {
         let replica = &self.replicas[me];
         let mut scratch: Scratch<_, _> = guard.with_mut(std::mem::take);
         scratch.ops.clear();
         scratch.responses.clear();
+        let has_own = own.is_some();
+        scratch.ops.extend(own);
         // One scan takes the ops: only the lock holder moves mailboxes out of PENDING, and it
         // marks each one TAKEN, so the response scan below finds exactly these, in this order.
         replica.slots.for_each(|s| {
@@ -323,7 +333,7 @@ impl<D: Dispatch> Shared<D> {
         let n = scratch.ops.len();
         if n == 0 {
             guard.with_mut(|s| *s = scratch);
-            return;
+            return None;
         }
         let start = self.reserve(me, n, &guard);
         for (pos, op) in (start..).zip(scratch.ops.drain(..)) {
@@ -336,6 +346,7 @@ impl<D: Dispatch> Shared<D> {
             }
         });
         let mut responses_iter = scratch.responses.drain(..);
+        let own_response = if has_own { responses_iter.next() } else { None };
         replica.slots.for_each(|s| {
             if s.state.load(Ordering::Relaxed) == TAKEN {
                 let r = responses_iter.next().expect("one response per taken op");
@@ -356,6 +367,7 @@ impl<D: Dispatch> Shared<D> {
         if self.replicas.len() > 1 {
             self.propagate(me);
         }
+        own_response
     }
 
     /// Batched propagation: a replica that fell more than `lag_bound` behind (an idle node) is
@@ -793,6 +805,16 @@ impl<D: Dispatch> Handle<'_, D> {
         if self.shared.log.is_poisoned() {
             poisoned();
         }
+        // A free combiner lock means nobody is combining for this node: take it and combine with
+        // our own op first in the batch, without the round trip through our mailbox (op in,
+        // PENDING, TAKEN, response in, DONE, response out) that a single thread would otherwise
+        // pay on every write.
+        if let Some(guard) = self.replica.combiner.lock.try_lock() {
+            return self
+                .shared
+                .combine(self.index, guard, Some(op))
+                .expect("the combiner answers its own op");
+        }
         let slot = self.slot;
         // SAFETY: the mailbox is EMPTY, so no combiner touches it until we publish PENDING.
         slot.op.with_mut(|p| unsafe { *p = Some(op) });
@@ -801,7 +823,7 @@ impl<D: Dispatch> Handle<'_, D> {
         loop {
             if slot.state.load(Ordering::Acquire) != DONE {
                 if let Some(guard) = self.replica.combiner.lock.try_lock() {
-                    self.shared.combine(self.index, guard);
+                    self.shared.combine(self.index, guard, None);
                 }
             }
             if slot.state.load(Ordering::Acquire) == DONE {
