@@ -13,9 +13,15 @@
 //!   responses;
 //! - reads take the replica's reader lock, which costs a store to the reader's own cache line,
 //!   after the replica has applied every write that completed before the read began;
+//! - a read given a [`Token`] ([`Handle::execute_after`]) waits only until the local replica has
+//!   applied the log up to that token (read-your-writes and monotonic reads for a session that
+//!   passes its tokens along), not for every completed write;
 //! - a replica that falls behind (an idle node) never blocks writers: a writer that finds the log
 //!   full, or the replica more than `lag_bound` behind, replays the log into it ("helping",
-//!   counted in [`NrStats::helping_events`]);
+//!   counted in [`NrStats::helping_events`]); with [`NrBuilder::helper`], a background thread per
+//!   node also replays the log into its replica in batches;
+//! - each replica is built on a thread pinned to its node, whose allocations a [`MemoryBinder`]
+//!   binds to the node's memory (hwloc with the `hwloc` feature; first touch otherwise);
 //! - a write that panics poisons the structure, as a panic poisons a `std::sync::Mutex`: see
 //!   [`Dispatch::dispatch_mut`].
 //!

@@ -8,7 +8,7 @@ use crate::{NodeId, Topology};
 /// CPU; an `Err` leaves the thread on the kernel's first-touch policy, which the pinning already
 /// points at the node.
 ///
-/// With the `hwloc` feature the default is [`HwlocBinder`]; without it there is no binder and
+/// With the `hwloc` feature the default is `HwlocBinder`; without it there is no binder and
 /// placement is first touch alone. A custom binder (for example one that records its calls in a
 /// test) is given through [`NrBuilder::memory_binder`](super::NrBuilder::memory_binder).
 ///
