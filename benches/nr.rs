@@ -8,7 +8,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dashmap::DashMap;
 use replicore::Topology;
-use replicore::nr::{NrConfig, ReplicatedHashMap};
+use replicore::nr::{
+    HashMapRead, HelperConfig, NrBuilder, NrConfig, ReplicatedHashMap, SeqHashMap, Token,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
@@ -226,6 +228,64 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
     g.finish();
 }
 
+/// Token reads against linearizable reads: 2 threads on `numa:2 core:1 pu:1`, one per replica,
+/// 10% and 50% writes. Each thread is one session: its reads pass the token of its last
+/// operation, so they wait for its own writes but not for the other node's. `token+helper` adds
+/// the background helpers (default settings), which replay the other node's writes off the
+/// readers' path.
+fn bench_tokens(c: &mut Criterion) {
+    let topo: Topology = "numa:2 core:1 pu:1".parse().unwrap();
+    let mut g = c.benchmark_group("nr_tokens/synthetic-2node");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_millis(900));
+    let init = prefilled();
+    let nodes = topo.nodes().to_vec();
+    for write_pct in [10, 50] {
+        let threads = 2;
+        g.throughput(Throughput::Elements(OPS_PER_THREAD * threads as u64));
+        for (name, tokens, helper) in [
+            ("linearizable", false, false),
+            ("token", true, false),
+            ("token+helper", true, true),
+        ] {
+            let mut b = NrBuilder::new(&topo);
+            if helper {
+                b = b.helper(HelperConfig::default());
+            }
+            let map = ReplicatedHashMap::from(b.build(|| SeqHashMap(init.clone())).unwrap());
+            g.bench_function(format!("{name}/w{write_pct}/t{threads}"), |bch| {
+                bch.iter_custom(|iters| {
+                    run(threads, write_pct, iters, &|t| {
+                        let h = map.register(nodes[t % nodes.len()]).unwrap();
+                        let mut token = Token::default();
+                        Box::new(move |o| {
+                            let Some((k, w)) = o else { return };
+                            if !tokens {
+                                if w {
+                                    std::hint::black_box(h.insert(k, k + 1));
+                                } else {
+                                    std::hint::black_box(h.get(&k));
+                                }
+                            } else if w {
+                                let (r, t) = h.execute_mut_with_token(
+                                    replicore::nr::HashMapWrite::Insert(k, k + 1),
+                                );
+                                std::hint::black_box(r);
+                                token = t;
+                            } else {
+                                let (r, t) = h.execute_after(token, HashMapRead::Get(&k));
+                                std::hint::black_box(r);
+                                token = t;
+                            }
+                        })
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn nr_benches(c: &mut Criterion) {
     let synthetic: Topology = "numa:2 core:1 pu:1".parse().unwrap();
     bench_topology(c, "synthetic-2node", &synthetic, false);
@@ -233,5 +293,5 @@ fn nr_benches(c: &mut Criterion) {
     bench_topology(c, "detected", &detected, true);
 }
 
-criterion_group!(benches, nr_benches);
+criterion_group!(benches, nr_benches, bench_tokens);
 criterion_main!(benches);

@@ -10,12 +10,15 @@
 //! parked time does not).
 //!
 //! ```text
-//! cargo run --release --example nr_costs -- <replicore|nr|rwlock> <write %> <threads> [nodes]
+//! cargo run --release --example nr_costs -- <replicore|replicore-helper|replicore-token|nr|rwlock> <write %> <threads> [nodes]
 //! cargo run --release --example nr_costs            # every contender at 0/10/100% × 1/2 threads
 //! ```
 
 use replicore::Topology;
-use replicore::nr::{NrConfig, ReplicatedHashMap};
+use replicore::nr::{
+    HashMapRead, HashMapWrite, HelperConfig, NrBuilder, NrConfig, ReplicatedHashMap, SeqHashMap,
+    Token,
+};
 use std::collections::HashMap;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -76,17 +79,38 @@ fn run_once(which: &str, write_pct: u64, threads: usize, topo: &Topology) -> (Du
     let nodes = topo.nodes();
     let start;
     match which {
-        "replicore" => {
-            let map = ReplicatedHashMap::with_contents(topo, NrConfig::default(), &init).unwrap();
+        "replicore" | "replicore-helper" | "replicore-token" => {
+            // `-helper`: background helpers on (default settings); their CPU time is not in
+            // the per-op figure, which counts the benchmark threads only. `-token`: helpers on,
+            // and each thread is a session whose reads pass the token of its last operation.
+            let map = if which == "replicore" {
+                ReplicatedHashMap::with_contents(topo, NrConfig::default(), &init).unwrap()
+            } else {
+                let b = NrBuilder::new(topo).helper(HelperConfig::default());
+                ReplicatedHashMap::from(b.build(|| SeqHashMap(init.clone())).unwrap())
+            };
+            let tokens = which == "replicore-token";
             start = Instant::now();
             std::thread::scope(|s| {
                 for t in 0..threads {
                     let (map, barrier, cpu) = (&map, &barrier, &cpu);
                     s.spawn(move || {
                         let h = map.register(nodes[t % nodes.len()]).unwrap();
+                        let mut token = Token::default();
                         barrier.wait();
                         drive(t, write_pct, cpu, |k, w| {
-                            if w {
+                            if tokens {
+                                if w {
+                                    let (r, tk) =
+                                        h.execute_mut_with_token(HashMapWrite::Insert(k, k + 1));
+                                    std::hint::black_box(r);
+                                    token = tk;
+                                } else {
+                                    let (r, tk) = h.execute_after(token, HashMapRead::Get(&k));
+                                    std::hint::black_box(r);
+                                    token = tk;
+                                }
+                            } else if w {
                                 std::hint::black_box(h.insert(k, k + 1));
                             } else {
                                 std::hint::black_box(h.get(&k));
@@ -148,7 +172,9 @@ fn run_once(which: &str, write_pct: u64, threads: usize, topo: &Topology) -> (Du
                 }
             });
         }
-        other => panic!("unknown contender {other:?}: use replicore, nr or rwlock"),
+        other => panic!(
+            "unknown contender {other:?}: use replicore, replicore-helper, replicore-token, nr or rwlock"
+        ),
     }
     (start.elapsed(), cpu.into_inner())
 }

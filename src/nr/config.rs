@@ -2,6 +2,7 @@
 
 use crate::NodeId;
 use std::fmt;
+use std::time::Duration;
 
 /// Sizes of the shared log and of combiner batches.
 ///
@@ -120,6 +121,30 @@ pub enum NrError {
     },
     /// The topology has no NUMA node to put a replica on.
     NoNodes,
+    /// A helper's `batch` is 0 or larger than the log.
+    HelperBatchOutOfRange {
+        /// The rejected batch size.
+        batch: usize,
+        /// The log size it was checked against.
+        log_size: usize,
+    },
+    /// A helper's `max_lag` is 0 or larger than the log.
+    HelperMaxLagOutOfRange {
+        /// The rejected lag.
+        max_lag: usize,
+        /// The log size it was checked against.
+        log_size: usize,
+    },
+    /// A helper's `interval` is zero (a helper would spin) or over a minute.
+    HelperIntervalOutOfRange {
+        /// The rejected interval.
+        interval: Duration,
+    },
+    /// A helper thread could not be started.
+    HelperSpawn {
+        /// The operating system's reason.
+        reason: String,
+    },
 }
 
 impl fmt::Display for NrError {
@@ -149,6 +174,24 @@ impl fmt::Display for NrError {
                 node.0
             ),
             NrError::NoNodes => write!(f, "the topology has no NUMA node; at least one is needed"),
+            NrError::HelperBatchOutOfRange { batch, log_size } => write!(
+                f,
+                "helper batch {batch} is not allowed: it must be between 1 and the log size ({log_size})"
+            ),
+            NrError::HelperMaxLagOutOfRange { max_lag, log_size } => write!(
+                f,
+                "helper max_lag {max_lag} is not allowed: it must be between 1 and the log size ({log_size})"
+            ),
+            NrError::HelperIntervalOutOfRange { interval } => write!(
+                f,
+                "helper interval {interval:?} is not allowed: it must be more than zero and at most 60 s"
+            ),
+            NrError::HelperSpawn { reason } => {
+                write!(
+                    f,
+                    "could not start a node-replication helper thread: {reason}"
+                )
+            }
         }
     }
 }

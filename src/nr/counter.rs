@@ -97,6 +97,22 @@ impl ReplicatedCounter {
     }
 }
 
+impl From<NodeReplicated<Counter>> for ReplicatedCounter {
+    /// Wraps a counter built with [`NrBuilder`](super::NrBuilder) (for example with helpers).
+    ///
+    /// ```
+    /// # use replicore::nr::{Counter, HelperConfig, NrBuilder, ReplicatedCounter};
+    /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
+    /// let nr = NrBuilder::new(&topo).helper(HelperConfig::default()).build(Counter::default)?;
+    /// let counter = ReplicatedCounter::from(nr);
+    /// assert_eq!(counter.register(topo.nodes()[0])?.add(2), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn from(nr: NodeReplicated<Counter>) -> Self {
+        Self(nr)
+    }
+}
+
 impl Deref for ReplicatedCounter {
     type Target = NodeReplicated<Counter>;
     fn deref(&self) -> &Self::Target {

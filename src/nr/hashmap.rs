@@ -192,6 +192,26 @@ where
     }
 }
 
+impl<K, V> From<NodeReplicated<SeqHashMap<K, V>>> for ReplicatedHashMap<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// Wraps a map built with [`NrBuilder`](super::NrBuilder) (for example with helpers).
+    ///
+    /// ```
+    /// # use replicore::nr::{HelperConfig, NrBuilder, ReplicatedHashMap, SeqHashMap};
+    /// let topo = replicore::Topology::synthetic(2, 1, 1)?;
+    /// let nr = NrBuilder::new(&topo).helper(HelperConfig::default()).build(SeqHashMap::default)?;
+    /// let map = ReplicatedHashMap::from(nr);
+    /// assert_eq!(map.register(topo.nodes()[1])?.insert(1u32, 'a'), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn from(nr: NodeReplicated<SeqHashMap<K, V>>) -> Self {
+        Self(nr)
+    }
+}
+
 impl<K, V> Deref for ReplicatedHashMap<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync,

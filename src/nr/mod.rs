@@ -13,9 +13,15 @@
 //!   responses;
 //! - reads take the replica's reader lock, which costs a store to the reader's own cache line,
 //!   after the replica has applied every write that completed before the read began;
+//! - a read given a [`Token`] ([`Handle::execute_after`]) waits only until the local replica has
+//!   applied the log up to that token (read-your-writes and monotonic reads for a session that
+//!   passes its tokens along), not for every completed write;
 //! - a replica that falls behind (an idle node) never blocks writers: a writer that finds the log
 //!   full, or the replica more than `lag_bound` behind, replays the log into it ("helping",
-//!   counted in [`NrStats::helping_events`]);
+//!   counted in [`NrStats::helping_events`]); with [`NrBuilder::helper`], a background thread per
+//!   node also replays the log into its replica in batches;
+//! - each replica is built on a thread pinned to its node, whose allocations a [`MemoryBinder`]
+//!   binds to the node's memory (hwloc with the `hwloc` feature; first touch otherwise);
 //! - a write that panics poisons the structure, as a panic poisons a `std::sync::Mutex`: see
 //!   [`Dispatch::dispatch_mut`].
 //!
@@ -33,6 +39,7 @@
 mod config;
 mod counter;
 mod hashmap;
+mod helper;
 mod log;
 mod placement;
 mod replica;
@@ -45,7 +52,11 @@ pub use counter::{Counter, CounterRead, CounterWrite, ReplicatedCounter};
 pub use hashmap::{
     HashMapRead, HashMapResponse, HashMapWrite, MapHandle, ReplicatedHashMap, SeqHashMap,
 };
-pub use replicated::{Handle, NodeReplicated};
+pub use helper::HelperConfig;
+#[cfg(feature = "hwloc")]
+pub use placement::HwlocBinder;
+pub use placement::MemoryBinder;
+pub use replicated::{Handle, NodeReplicated, NrBuilder, Token};
 
 /// A sequential data structure that [`NodeReplicated`] can replicate.
 ///
@@ -146,4 +157,16 @@ pub struct NrStats {
     pub helping_events: u64,
     /// The largest lag (log entries behind the tail) a writer saw on another replica.
     pub max_replica_lag: u64,
+    /// The largest lag of any replica when the counters were read.
+    pub current_replica_lag: u64,
+    /// Replays the background helpers made (each at most [`HelperConfig::batch`] entries).
+    pub helper_batches: u64,
+    /// Replicas whose memory binding to their node was accepted (see [`MemoryBinder`]); the
+    /// others rely on first touch by a thread pinned to the node.
+    pub bound_replicas: u64,
+    /// Log entries the background helpers applied.
+    pub helper_entries: u64,
+    /// Times a writer woke a parked helper because its replica lagged more than
+    /// [`HelperConfig::max_lag`].
+    pub helper_wakeups: u64,
 }

@@ -31,6 +31,12 @@ use std::panic::{self, AssertUnwindSafe};
 pub(crate) struct RareCounters {
     pub(crate) helps: AtomicU64,
     pub(crate) max_lag: AtomicU64,
+    /// Replays the node's background helper made into this replica, and the entries they
+    /// applied. Only the helper writes them (see `helper`).
+    pub(crate) helper_batches: AtomicU64,
+    pub(crate) helper_entries: AtomicU64,
+    /// Times a writer woke this replica's helper early because the replica lagged.
+    pub(crate) helper_wakeups: AtomicU64,
 }
 
 /// The combiner's scratch space, guarded by the combiner lock and reused across batches so that
@@ -117,7 +123,7 @@ impl<D: Dispatch> Replica<D> {
                     poisoned();
                 }
                 if let Some(guard) = self.combiner.lock.try_lock() {
-                    self.replay(me, log, &guard, |_, _| {});
+                    self.replay(me, log, &guard, usize::MAX, |_, _| {});
                 } else {
                     backoff.snooze();
                 }
@@ -146,20 +152,26 @@ impl<D: Dispatch> Replica<D> {
         }
     }
 
-    /// Applies every log entry from this replica's local tail to the current log tail, as one
-    /// batch under the write lock, then publishes the new local tail. `respond` gets each applied
-    /// position with its response, so a combiner can pick out its own batch.
+    /// Applies the log entries from this replica's local tail to the current log tail, at most
+    /// `limit` of them, as one batch under the write lock, then publishes the new local tail.
+    /// `respond` gets each applied position with its response, so a combiner can pick out its
+    /// own batch. Returns how many entries were applied.
+    ///
+    /// A combiner passes `usize::MAX`: its own batch must be applied before it answers. The
+    /// background helper passes its batch size, so that it holds the write lock (and keeps the
+    /// node's readers waiting) for a bounded number of ops at a time.
     pub(crate) fn replay(
         &self,
         me: usize,
         log: &Log<D::WriteOp>,
         _combiner: &CombinerGuard<'_, D::WriteOp, D::Response>,
+        limit: usize,
         mut respond: impl FnMut(usize, D::Response),
-    ) {
+    ) -> usize {
         let from = log.local_tail(me);
-        let to = log.tail();
+        let to = log.tail().min(from.saturating_add(limit));
         if from >= to {
-            return;
+            return 0;
         }
         // Another replica panicked on an op in this range; applying it here would panic the same
         // way (writes are deterministic) and leave a second replica half-written.
@@ -197,6 +209,7 @@ impl<D: Dispatch> Replica<D> {
         }
         log.advance(me, to);
         self.writer.store(false, Ordering::Release);
+        to - from
     }
 }
 

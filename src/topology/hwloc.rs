@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 /// One hwloc topology per process: loading it walks sysfs (tens of milliseconds), and binding
 /// threads needs one each time.
-fn shared() -> Result<&'static hwlocality::Topology, TopologyError> {
+pub(crate) fn shared() -> Result<&'static hwlocality::Topology, TopologyError> {
     static TOPOLOGY: OnceLock<Result<hwlocality::Topology, String>> = OnceLock::new();
     TOPOLOGY
         .get_or_init(|| hwlocality::Topology::new().map_err(|e| e.to_string()))

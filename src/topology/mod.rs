@@ -16,6 +16,9 @@ mod sysfs;
 
 pub(crate) use bind::{bind_current_thread, current_os_cpu};
 pub use error::TopologyError;
+/// The process's hwloc topology, shared with node replication's memory binding.
+#[cfg(feature = "hwloc")]
+pub(crate) use hwloc::shared as hwloc_topology;
 pub(crate) use location::{current_location, set_current_location};
 
 use std::collections::BTreeMap;
