@@ -2,8 +2,8 @@
 //!
 //! The hook [`point`] and the [`FaultPoint`] names always exist so the scheduler can call them
 //! unconditionally; without the `fault-injection` feature `point` is an empty `#[inline(always)]`
-//! function and compiles to nothing. With the feature, a worker thread [`enter`]s a
-//! [`FaultPlan`] and every `point` it reaches consults that plan.
+//! function and compiles to nothing. With the feature, a worker thread `enter`s a
+//! `FaultPlan` and every `point` it reaches consults that plan.
 //!
 //! **Which worker id a point is addressed with.** A point fires on the thread doing the work,
 //! under that thread's fault id: worker `i` of a pool of `n` threads is `i`, and replacement

@@ -561,7 +561,7 @@ impl ThreadPoolBuilder {
     /// - **No takeover.** Its position is never judged, so never taken over, however long the
     ///   thread stays outside the pool (this is the one exception to the fault-tolerance
     ///   guarantee: a blocked caller keeps its position, and its queued tasks are reached by
-    ///   stealing instead). It is not in a [`fault_plan`](Self::fault_plan) either.
+    ///   stealing instead). It is not in a fault plan (`fault_plan`, feature `fault-injection`) either.
     /// - **Leaving.** Dropping the pool on this thread (outside the pool's tasks) first makes it
     ///   leave: its queued tasks go to the other workers, which run them as usual; a pool of one
     ///   worker has no one else, so its drop runs the queued work on this thread first.
