@@ -1,9 +1,10 @@
-//! Pool benchmarks: replicore against rayon and tokio (multi-thread runtime), same thread count,
-//! side by side in one criterion group per case. Every pool is built once, outside `b.iter`.
+//! Pool benchmarks: replicore against rayon, tokio (multi-thread runtime) and chili (heartbeat
+//! scheduling), same thread count, side by side in one criterion group per case. Every pool is
+//! built once, outside `b.iter`.
 //!
-//! `cargo bench --bench pool`. fib and quicksort are fork-join (`join`), which tokio does not
-//! have, so they compare against rayon only; the spawn, ping-pong and yield cases compare against
-//! both.
+//! `cargo bench --bench pool`. fib, the tree sum, the unbalanced join and quicksort are
+//! fork-join (`join`), which tokio does not have; fib, the tree sum and the unbalanced join also
+//! run on chili. The spawn, ping-pong and yield cases compare against rayon and tokio.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +29,15 @@ fn rayon_pool() -> rayon::ThreadPool {
         .num_threads(THREADS)
         .build()
         .unwrap()
+}
+
+/// chili's pool counts the calling thread: `thread_count` 2 is one pool thread plus the bench
+/// thread, which runs the root of each `join` tree.
+fn chili_pool() -> chili::ThreadPool {
+    chili::ThreadPool::with_config(chili::Config {
+        thread_count: std::num::NonZeroUsize::new(THREADS),
+        ..Default::default()
+    })
 }
 
 fn tokio_rt() -> tokio::runtime::Runtime {
@@ -64,11 +74,142 @@ fn fib_rayon(n: u32) -> u64 {
     a + b
 }
 
+fn fib_chili(n: u32, s: &mut chili::Scope<'_>) -> u64 {
+    if n < 2 {
+        return n as u64;
+    }
+    let (a, b) = s.join(|s| fib_chili(n - 1, s), |s| fib_chili(n - 2, s));
+    a + b
+}
+
 fn fib(c: &mut Criterion) {
-    let (rp, ry) = (replicore_pool(), rayon_pool());
+    let (rp, ry, ch) = (replicore_pool(), rayon_pool(), chili_pool());
     let mut g = configure(c, "fib_30");
     g.bench_function("replicore", |b| b.iter(|| rp.install(|| fib_replicore(30))));
     g.bench_function("rayon", |b| b.iter(|| ry.install(|| fib_rayon(30))));
+    g.bench_function("chili", |b| b.iter(|| fib_chili(30, &mut ch.scope())));
+    g.finish();
+}
+
+/// A binary tree node, as in chili's own benchmark.
+struct Node {
+    val: u64,
+    left: Option<Box<Node>>,
+    right: Option<Box<Node>>,
+}
+
+impl Node {
+    /// A full tree with `layers` layers: `2^layers - 1` nodes.
+    fn tree(layers: u32) -> Node {
+        Node {
+            val: 1,
+            left: (layers > 1).then(|| Box::new(Node::tree(layers - 1))),
+            right: (layers > 1).then(|| Box::new(Node::tree(layers - 1))),
+        }
+    }
+}
+
+fn sum_replicore(node: &Node) -> u64 {
+    let (l, r) = replicore::join(
+        || node.left.as_deref().map_or(0, sum_replicore),
+        || node.right.as_deref().map_or(0, sum_replicore),
+    );
+    node.val + l + r
+}
+
+fn sum_rayon(node: &Node) -> u64 {
+    let (l, r) = rayon::join(
+        || node.left.as_deref().map_or(0, sum_rayon),
+        || node.right.as_deref().map_or(0, sum_rayon),
+    );
+    node.val + l + r
+}
+
+fn sum_chili(node: &Node, s: &mut chili::Scope<'_>) -> u64 {
+    let (l, r) = s.join(
+        |s| node.left.as_deref().map_or(0, |n| sum_chili(n, s)),
+        |s| node.right.as_deref().map_or(0, |n| sum_chili(n, s)),
+    );
+    node.val + l + r
+}
+
+/// chili's own workload: the sum over a binary tree of 2^20 nodes (one `join` per node).
+fn tree_sum(c: &mut Criterion) {
+    let (rp, ry, ch) = (replicore_pool(), rayon_pool(), chili_pool());
+    let tree = Node::tree(20);
+    let nodes = (1u64 << 20) - 1;
+    let mut g = configure(c, "tree_sum_2_20");
+    g.bench_function("replicore", |b| {
+        b.iter(|| assert_eq!(rp.install(|| sum_replicore(&tree)), nodes))
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| assert_eq!(ry.install(|| sum_rayon(&tree)), nodes))
+    });
+    g.bench_function("chili", |b| {
+        b.iter(|| assert_eq!(sum_chili(&tree, &mut ch.scope()), nodes))
+    });
+    g.finish();
+}
+
+/// Busy for `d` (no scheduling point): a leaf of real work.
+fn compute_for(d: Duration) {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// The unbalanced join's leaves: the left half is one 10 ms leaf, the right half 1,000 leaves of
+/// 10 µs split by halves, so that the right half is only fast if it starts at once elsewhere.
+const LONG_LEAF: Duration = Duration::from_millis(10);
+const SMALL_LEAVES: usize = 1_000;
+const SMALL_LEAF: Duration = Duration::from_micros(10);
+
+fn halves_replicore(n: usize) {
+    if n == 1 {
+        return compute_for(SMALL_LEAF);
+    }
+    replicore::join(|| halves_replicore(n / 2), || halves_replicore(n - n / 2));
+}
+
+fn halves_rayon(n: usize) {
+    if n == 1 {
+        return compute_for(SMALL_LEAF);
+    }
+    rayon::join(|| halves_rayon(n / 2), || halves_rayon(n - n / 2));
+}
+
+fn halves_chili(n: usize, s: &mut chili::Scope<'_>) {
+    if n == 1 {
+        return compute_for(SMALL_LEAF);
+    }
+    s.join(|s| halves_chili(n / 2, s), |s| halves_chili(n - n / 2, s));
+}
+
+/// Pure heartbeat scheduling's weak spot: a join whose first half is one long leaf.
+fn unbalanced_join(c: &mut Criterion) {
+    let (rp, ry, ch) = (replicore_pool(), rayon_pool(), chili_pool());
+    let mut g = configure(c, "unbalanced_join");
+    g.bench_function("replicore", |b| {
+        b.iter(|| {
+            rp.install(|| {
+                replicore::join(|| compute_for(LONG_LEAF), || halves_replicore(SMALL_LEAVES))
+            })
+        })
+    });
+    g.bench_function("rayon", |b| {
+        b.iter(|| {
+            ry.install(|| rayon::join(|| compute_for(LONG_LEAF), || halves_rayon(SMALL_LEAVES)))
+        })
+    });
+    g.bench_function("chili", |b| {
+        b.iter(|| {
+            ch.scope().join(
+                |_| compute_for(LONG_LEAF),
+                |s| halves_chili(SMALL_LEAVES, s),
+            )
+        })
+    });
     g.finish();
 }
 
@@ -462,6 +603,8 @@ fn yield_many(c: &mut Criterion) {
 criterion_group!(
     benches,
     fib,
+    tree_sum,
+    unbalanced_join,
     spawn_many,
     chained_spawn,
     quicksort,
