@@ -1,5 +1,6 @@
 //! Pool sweeps: fork-join (fib via `join`) and spawn throughput against the thread count, for
-//! replicore, rayon and tokio, each built with the same number of threads.
+//! replicore, rayon and tokio (and chili, heartbeat scheduling, for fib), each built with the
+//! same number of threads.
 
 use crate::{Settings, Sweep, rate_median, timed};
 use std::error::Error;
@@ -16,6 +17,14 @@ fn fib_replicore(n: u32) -> u64 {
         return u64::from(n);
     }
     let (a, b) = replicore::join(|| fib_replicore(n - 1), || fib_replicore(n - 2));
+    a + b
+}
+
+fn fib_chili(n: u32, s: &mut chili::Scope<'_>) -> u64 {
+    if n < 2 {
+        return n as u64;
+    }
+    let (a, b) = s.join(|s| fib_chili(n - 1, s), |s| fib_chili(n - 2, s));
     a + b
 }
 
@@ -95,7 +104,7 @@ pub fn sweeps(s: &Settings, threads: &[usize]) -> Result<(Sweep, Sweep), Box<dyn
         "worker threads",
         &format!("fib({FIB_N}) runs per second"),
         threads.to_vec(),
-        &["replicore", "rayon"],
+        &["replicore", "rayon", "chili"],
     );
     let mut spawn = Sweep::new(
         &format!("Pool: {} spawns from inside a task", s.spawns),
@@ -108,12 +117,18 @@ pub fn sweeps(s: &Settings, threads: &[usize]) -> Result<(Sweep, Sweep), Box<dyn
         eprintln!("  pool, {t} thread(s)");
         let rp = replicore::ThreadPool::builder().num_threads(t).build()?;
         let ry = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+        // chili counts the calling thread among its `thread_count`.
+        let ch = chili::ThreadPool::with_config(chili::Config {
+            thread_count: std::num::NonZeroUsize::new(t),
+            ..Default::default()
+        });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(t)
             .build()?;
 
         fib.push(0, fib_rate(s, |n| rp.install(|| fib_replicore(n)))?);
         fib.push(1, fib_rate(s, |n| ry.install(|| fib_rayon(n)))?);
+        fib.push(2, fib_rate(s, |n| fib_chili(n, &mut ch.scope()))?);
 
         spawn.push(
             0,
