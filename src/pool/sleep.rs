@@ -35,7 +35,7 @@
 //! lock: the bed's own flag, under its lock, says whether it is parked.
 
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{AtomicBits, Condvar, Mutex};
 
 const SLEEPER_MASK: u64 = 0xFFFF_FFFF;
 const JEC_ONE: u64 = 1 << 32;
@@ -63,8 +63,8 @@ struct Bed {
 pub struct Sleep {
     state: AtomicU64,
     beds: Box<[crossbeam_utils::CachePadded<Bed>]>,
-    /// Bit `i % 64` of word `i / 64`: bed `i` holds a parked (or parking) worker.
-    parked: Box<[AtomicU64]>,
+    /// The beds holding a parked (or parking) worker.
+    parked: AtomicBits,
 }
 
 /// What [`Sleep::sleep`] did.
@@ -82,9 +82,7 @@ impl Sleep {
         Sleep {
             state: AtomicU64::new(0),
             beds: (0..workers).map(|_| Default::default()).collect(),
-            parked: (0..workers.div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            parked: AtomicBits::new(workers),
         }
     }
 
@@ -123,11 +121,11 @@ impl Sleep {
             return Slept::Aborted;
         }
         // The bit before the count: a waker that sees us counted sees the bit (module docs).
-        self.mark(index, true);
+        self.parked.set(index, true);
         let mut s = self.state.load(Ordering::SeqCst);
         loop {
             if jec(s) != token {
-                self.mark(index, false);
+                self.parked.set(index, false);
                 if let Some(latch) = latch {
                     latch.wake_up();
                 }
@@ -193,7 +191,7 @@ impl Sleep {
         let mut asleep = bed.asleep.lock();
         if *asleep {
             *asleep = false;
-            self.mark(index, false);
+            self.parked.set(index, false);
             self.state.fetch_sub(1, Ordering::SeqCst);
             bed.wake.notify_one();
             true
@@ -225,32 +223,11 @@ impl Sleep {
 
     /// Wakes up to `max` parked workers among the marked beds; returns how many it woke.
     fn wake_marked(&self, max: usize) -> usize {
-        let mut woken = 0;
-        for (w, word) in self.parked.iter().enumerate() {
-            let mut bits = word.load(Ordering::SeqCst);
-            while bits != 0 {
-                let index = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if self.wake_specific(index) {
-                    woken += 1;
-                    if woken == max {
-                        return woken;
-                    }
-                }
-            }
-        }
-        woken
-    }
-
-    /// Sets or clears bed `index`'s bit in `parked` (under that bed's lock).
-    fn mark(&self, index: usize, parked: bool) {
-        let bit = 1u64 << (index % 64);
-        let word = &self.parked[index / 64];
-        if parked {
-            word.fetch_or(bit, Ordering::SeqCst);
-        } else {
-            word.fetch_and(!bit, Ordering::SeqCst);
-        }
+        self.parked
+            .iter()
+            .filter(|&index| self.wake_specific(index))
+            .take(max)
+            .count()
     }
 }
 
@@ -346,7 +323,7 @@ mod tests {
         for t in threads {
             assert_eq!(t.join().unwrap(), Slept::Woken);
         }
-        assert!(sleep.parked.iter().all(|w| w.load(Ordering::SeqCst) == 0));
+        assert!(sleep.parked.is_empty());
     }
 
     #[test]

@@ -471,9 +471,9 @@ impl WorkerThread {
 
     /// Parks on this thread's own bed, its CPU marked idle meanwhile (see `Seam::park`).
     fn park(&self, token: u64, latch: Option<&SleepLatch>) -> Slept {
-        let mark = self.seam.park();
+        self.seam.park();
         let slept = self.registry.sleep.sleep(self.seat, token, latch);
-        self.seam.unpark(mark);
+        self.seam.unpark();
         slept
     }
 

@@ -15,7 +15,9 @@
 #![allow(dead_code, unused_imports)]
 
 mod backoff;
+mod bits;
 pub(crate) use backoff::Backoff;
+pub(crate) use bits::AtomicBits;
 
 /// Items that exist only outside loom, as tokio's `cfg_not_loom!`: one marker for a run of items
 /// instead of one `#[cfg(not(loom))]` each.

@@ -89,7 +89,7 @@ fn run(registry: Arc<Registry>) {
             .map(|i| check(&registry, i, now, driver(i), grace))
             .collect();
         let mut waiting = false;
-        let mut wanted = vec![0u64; registry.recovery.wanted.len()];
+        let mut wanted = Vec::new();
         for i in (0..n).filter(|&i| verdicts[i] == Verdict::Waiting) {
             // The grace is for a watcher that will get to it first. If none of this CPU's
             // watchers renewed its own lease within the last lease (all busy in long tasks,
@@ -101,15 +101,13 @@ fn run(registry: Arc<Registry>) {
             let some_watcher_alive = registry.recovery.cpus[i].watchers.iter().any(|&w| alive(w));
             if some_watcher_alive {
                 waiting = true;
-                wanted[i / 64] |= 1 << (i % 64);
+                wanted.push(i);
             } else {
                 check(&registry, i, now, driver(i), Duration::ZERO);
             }
         }
         // Expiries no worker has handled yet: every worker also checks those until they are.
-        for (word, bits) in registry.recovery.wanted.iter().zip(wanted) {
-            word.store(bits, Ordering::Release);
-        }
+        registry.recovery.wanted.replace(wanted);
         if registry
             .recovery
             .takeover_wanted

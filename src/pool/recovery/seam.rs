@@ -187,27 +187,18 @@ impl Seam {
             }
         }
         self.renew();
-        let _ =
-            cpu.idle
-                .compare_exchange(u64::from(epoch) + 1, 0, Ordering::SeqCst, Ordering::SeqCst);
+        cpu.clear_idle(epoch);
     }
 
     /// Marks the CPU idle for this worker's epoch before it parks: a parked worker has an
-    /// empty deque and nothing in hand, so its silent heartbeat is not a stall. The mark only
-    /// ever grows (`fetch_max`), so a worker fenced since its last check cannot hide its
-    /// successor (a newer epoch) from the watch. Returns the mark for [`Seam::unpark`].
-    pub(crate) fn park(&self) -> u64 {
-        let mine = u64::from(self.epoch()) + 1;
-        self.cpu().idle.fetch_max(mine, Ordering::SeqCst);
-        mine
+    /// empty deque and nothing in hand, so its silent heartbeat is not a stall.
+    pub(crate) fn park(&self) {
+        self.cpu().mark_idle(self.epoch());
     }
 
     /// Clears the idle mark set by [`Seam::park`], unless a newer epoch set its own.
-    pub(crate) fn unpark(&self, mine: u64) {
-        let _ = self
-            .cpu()
-            .idle
-            .compare_exchange(mine, 0, Ordering::SeqCst, Ordering::SeqCst);
+    pub(crate) fn unpark(&self) {
+        self.cpu().clear_idle(self.epoch());
     }
 
     /// The worker in `seat` leaves the pool. A fenced worker tells shutdown it is done
@@ -218,9 +209,7 @@ impl Seam {
             registry.threads.retire(seat);
             registry.sleep.wake_all();
         } else {
-            self.cpu()
-                .idle
-                .fetch_max(u64::from(self.epoch()) + 1, Ordering::SeqCst);
+            self.cpu().mark_idle(self.epoch());
         }
     }
 
@@ -228,8 +217,7 @@ impl Seam {
     /// owns it; the seat is free again.
     pub(crate) fn hand_back(&self, registry: &Registry, seat: usize) {
         let cpu = self.cpu();
-        cpu.idle
-            .fetch_max(u64::from(self.epoch()) + 1, Ordering::SeqCst);
+        cpu.mark_idle(self.epoch());
         cpu.owner_seat.store(NO_SEAT, Ordering::Release);
         registry.threads.release(seat);
     }

@@ -14,8 +14,8 @@ use super::probe::ThreadProbe;
 use super::threads::NO_SEAT;
 use crate::pool::job::Handle;
 use crate::replication::{CpuState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
-use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicBits, Mutex};
 
 /// With `R = 0` no worker holds a replica of another, so each CPU is watched by the workers at
 /// this many positions before it: a few per worker, not the whole pool.
@@ -51,10 +51,33 @@ pub(crate) struct CpuRecovery {
     pub(crate) caller_owned: bool,
 }
 
+/// The [`CpuRecovery::idle`] value that says "the owner of `epoch` is idle".
+fn idle_tag(epoch: u32) -> u64 {
+    u64::from(epoch) + 1
+}
+
 impl CpuRecovery {
     /// Whether the owner of the current epoch is idle (see [`idle`](Self::idle)).
     pub(crate) fn owner_idle(&self) -> bool {
-        self.idle.load(Ordering::SeqCst) == u64::from(self.core.lease().epoch()) + 1
+        self.idle.load(Ordering::SeqCst) == idle_tag(self.core.lease().epoch())
+    }
+
+    /// The owner of `epoch` is idle. The mark only ever grows (`fetch_max`), so an owner fenced
+    /// since its last check cannot hide its successor (a newer epoch) from the watch.
+    pub(crate) fn mark_idle(&self, epoch: u32) {
+        self.idle.fetch_max(idle_tag(epoch), Ordering::SeqCst);
+    }
+
+    /// The owner of `epoch` runs again, unless a newer epoch has set its own mark since.
+    pub(crate) fn clear_idle(&self, epoch: u32) {
+        let _ = self
+            .idle
+            .compare_exchange(idle_tag(epoch), 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// A replacement under `epoch` is starting: not judged until its lease begins.
+    pub(crate) fn set_starting(&self, epoch: u32) {
+        self.idle.store(idle_tag(epoch), Ordering::SeqCst);
     }
 
     /// The probe of the thread owning `epoch`, if that thread published one.
@@ -77,9 +100,8 @@ pub(crate) struct RecoveryState {
     /// checks the CPUs marked in `wanted` (see `watch`). Read by each worker every few loop
     /// turns, written rarely: on its own cache line.
     pub(crate) takeover_wanted: CachePadded<AtomicBool>,
-    /// Bit `i % 64` of word `i / 64`: CPU `i`'s lease expired and waits for a driver. Written by
-    /// the monitor only.
-    pub(crate) wanted: Box<[AtomicU64]>,
+    /// The CPUs whose lease expired and waits for a driver. Written by the monitor only.
+    pub(crate) wanted: AtomicBits,
     /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
     /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
     /// worker had taken from an injector. Pruned by the monitor.
@@ -140,7 +162,7 @@ impl RecoveryState {
             cpus,
             watches,
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
-            wanted: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            wanted: AtomicBits::new(n),
             external: Mutex::new(Vec::new()),
             protocol,
             monitor_stop: AtomicBool::new(false),

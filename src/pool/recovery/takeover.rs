@@ -151,9 +151,8 @@ fn restore_capacity(
         deque.push(job_ref(Arc::clone(t)));
     }
     let owner = registry.workers[i].generations.add(deque.stealer());
-    let starting = u64::from(token.epoch()) + 1;
     // Not judged until its start handler has returned and its lease begins.
-    cpu.idle.store(starting, Ordering::SeqCst);
+    cpu.set_starting(token.epoch());
     cpu.owner_seat.store(seat, Ordering::Release);
     match registry.start_worker(i, seat, deque, owner, token) {
         Ok(()) => registry.recovery.protocol.record_replacement(),
@@ -166,9 +165,7 @@ fn restore_capacity(
             let _ =
                 cpu.owner_seat
                     .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
-            let _ = cpu
-                .idle
-                .compare_exchange(starting, 0, Ordering::SeqCst, Ordering::SeqCst);
+            cpu.clear_idle(token.epoch());
             registry.recovery.protocol.record_without_replacement();
         }
     }

@@ -88,15 +88,8 @@ pub(crate) fn look_around(registry: &Arc<Registry>, me: usize, fault_id: usize) 
         check(registry, i, now, driver, Duration::ZERO);
     }
     if recovery.takeover_wanted.load(Ordering::Relaxed) {
-        for (w, word) in recovery.wanted.iter().enumerate() {
-            let mut bits = word.load(Ordering::Acquire);
-            while bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if i != me {
-                    check(registry, i, now, driver, Duration::ZERO);
-                }
-            }
+        for i in recovery.wanted.iter().filter(|&i| i != me) {
+            check(registry, i, now, driver, Duration::ZERO);
         }
     }
 }
