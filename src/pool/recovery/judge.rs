@@ -146,9 +146,9 @@ impl Watch {
             }
             LeaseState::Expired { epoch } => epoch,
         };
-        // Silent for half a lease: start measuring how its thread spends the silence.
-        let probe = probe_of(epoch);
-        judge.start_sample(probe, epoch, now);
+        // Silent for half a lease: start measuring how its thread spends the silence. The probe
+        // (a lock, and later `/proc` reads) is taken only when a sample or a verdict needs it.
+        judge.start_sample(&probe_of, epoch, now);
         // Same sample, so only the threshold differs: silent for a full lease yet?
         if judge.observer.observe(lease, now, lease_len) == LeaseState::Alive {
             return Judgement::Fine;
@@ -156,7 +156,7 @@ impl Watch {
         if judge.recheck_at.is_some_and(|t| now < t) {
             return Judgement::Silent;
         }
-        match judge.activity(probe, epoch, now, lease_len) {
+        match judge.activity(probe_of(epoch), epoch, now, lease_len) {
             Activity::Blocked => {}
             Activity::Busy => {
                 judge.recheck_at = Some(now + lease_len / 4);
@@ -233,14 +233,21 @@ impl Judge {
     }
 
     /// Starts measuring the owner's CPU time, once per silence.
-    fn start_sample(&mut self, probe: Option<ThreadProbe>, epoch: u32, now: Instant) {
+    fn start_sample(
+        &mut self,
+        probe_of: impl Fn(u32) -> Option<ThreadProbe>,
+        epoch: u32,
+        now: Instant,
+    ) {
         if self.sample.is_some_and(|s| s.epoch == epoch) {
             return;
         }
-        self.sample = probe.and_then(|p| p.cpu_time()).map(|cpu| CpuSample {
-            epoch,
-            at: now,
-            cpu,
-        });
+        self.sample = probe_of(epoch)
+            .and_then(|p| p.cpu_time())
+            .map(|cpu| CpuSample {
+                epoch,
+                at: now,
+                cpu,
+            });
     }
 }
