@@ -6,10 +6,14 @@
 //! cargo run --release --example pool_idle -- 256     # 256 workers on numa:8 core:16 pu:2
 //! ```
 //!
-//! With a worker count, the pool runs on a synthetic topology with that many CPUs (8 nodes of
-//! 2-PU cores from 64 on), so any box can show what an idle big pool costs.
+//! With a worker count above 2, the pool runs on a synthetic topology with that many CPUs (the
+//! one `spawn_scale` uses: 8 nodes of 2-PU cores at 256), so any box can show what an idle big
+//! pool costs.
 
 use std::time::{Duration, Instant};
+
+#[path = "../benches/common/scale_topology.rs"]
+mod scale_topology;
 
 /// utime + stime of this process, in clock ticks (fields 14 and 15 of `/proc/self/stat`).
 fn cpu_ticks() -> Option<u64> {
@@ -42,13 +46,9 @@ fn main() {
     };
     let mut builder = replicore::ThreadPool::builder().num_threads(n);
     if n > 2 {
-        let nodes = if n >= 64 { 8 } else { 1 };
-        let pus = if n >= 64 { 2 } else { 1 };
-        let spec = format!("numa:{nodes} core:{} pu:{pus}", (n / nodes / pus).max(1));
+        let (topology, spec) = scale_topology::scale_topology(n);
         println!("topology: {spec}");
-        builder = builder
-            .topology(spec.parse().expect("a valid synthetic topology"))
-            .pin_workers(false);
+        builder = builder.topology(topology).pin_workers(false);
     }
     let pool = builder.build().expect("a pool");
     println!("warm-up: fib(25) = {}", pool.install(|| fib(25)));

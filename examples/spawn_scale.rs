@@ -18,23 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use replicore::{ThreadPool, Topology};
+use replicore::ThreadPool;
+
+#[path = "../benches/common/scale_topology.rs"]
+mod scale_topology;
+use scale_topology::scale_topology;
 
 const TASKS: usize = 20_000;
-
-/// A synthetic topology with `n` CPUs: up to 8 nodes, 2 PUs per core from 16 CPUs on.
-fn topology(n: usize) -> (Topology, String) {
-    let nodes = match n {
-        0..=8 => 1,
-        9..=32 => 2,
-        33..=128 => 4,
-        _ => 8,
-    };
-    let pus = if n >= 16 { 2 } else { 1 };
-    let cores = (n / nodes / pus).max(1);
-    let spec = format!("numa:{nodes} core:{cores} pu:{pus}");
-    (spec.parse().expect("a valid synthetic topology"), spec)
-}
 
 fn wait_for(done: &AtomicUsize, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -44,70 +34,73 @@ fn wait_for(done: &AtomicUsize, want: usize) {
     }
 }
 
-/// One round of `case` on replicore.
-fn round_replicore(pool: &ThreadPool, case: &str) -> Duration {
-    std::thread::sleep(Duration::from_millis(50));
-    let done = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
-    let spawn_all = || {
-        for _ in 0..TASKS {
-            let done = Arc::clone(&done);
-            replicore::spawn(move || {
-                done.fetch_add(1, Ordering::Release);
-            });
-        }
-    };
-    match case {
-        "outside" => {
-            for _ in 0..TASKS {
-                let done = Arc::clone(&done);
-                pool.spawn(move || {
-                    done.fetch_add(1, Ordering::Release);
-                });
-            }
-            wait_for(&done, TASKS);
-        }
-        "inside" => {
-            pool.install(spawn_all);
-            wait_for(&done, TASKS);
-        }
-        _ => {
-            pool.broadcast(|_| ());
-        }
-    }
-    t.elapsed()
+/// What a round asks of a contender; each method is the contender's own call, unwrapped.
+trait Contender: Sync {
+    /// `spawn` onto the pool from outside it.
+    fn spawn(&self, task: impl FnOnce() + Send + 'static);
+    /// The free `spawn`, called on one of the pool's workers.
+    fn spawn_here(task: impl FnOnce() + Send + 'static);
+    fn install(&self, op: impl FnOnce() + Send);
+    fn broadcast_nothing(&self);
 }
 
-/// One round of `case` on rayon.
-fn round_rayon(pool: &rayon::ThreadPool, case: &str) -> Duration {
+impl Contender for ThreadPool {
+    fn spawn(&self, task: impl FnOnce() + Send + 'static) {
+        ThreadPool::spawn(self, task)
+    }
+    fn spawn_here(task: impl FnOnce() + Send + 'static) {
+        replicore::spawn(task)
+    }
+    fn install(&self, op: impl FnOnce() + Send) {
+        ThreadPool::install(self, op)
+    }
+    fn broadcast_nothing(&self) {
+        ThreadPool::broadcast(self, |_| ());
+    }
+}
+
+impl Contender for rayon::ThreadPool {
+    fn spawn(&self, task: impl FnOnce() + Send + 'static) {
+        rayon::ThreadPool::spawn(self, task)
+    }
+    fn spawn_here(task: impl FnOnce() + Send + 'static) {
+        rayon::spawn(task)
+    }
+    fn install(&self, op: impl FnOnce() + Send) {
+        rayon::ThreadPool::install(self, op)
+    }
+    fn broadcast_nothing(&self) {
+        rayon::ThreadPool::broadcast(self, |_| ());
+    }
+}
+
+/// One round of `case` on `pool`, after 50 ms idle.
+fn round<P: Contender>(pool: &P, case: &str) -> Duration {
     std::thread::sleep(Duration::from_millis(50));
     let done = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
-    let spawn_all = || {
-        for _ in 0..TASKS {
-            let done = Arc::clone(&done);
-            rayon::spawn(move || {
-                done.fetch_add(1, Ordering::Release);
-            });
+    let tick = |done: &Arc<AtomicUsize>| {
+        let done = Arc::clone(done);
+        move || {
+            done.fetch_add(1, Ordering::Release);
         }
     };
+    let t = Instant::now();
     match case {
         "outside" => {
             for _ in 0..TASKS {
-                let done = Arc::clone(&done);
-                pool.spawn(move || {
-                    done.fetch_add(1, Ordering::Release);
-                });
+                pool.spawn(tick(&done));
             }
             wait_for(&done, TASKS);
         }
         "inside" => {
-            pool.install(spawn_all);
+            pool.install(|| {
+                for _ in 0..TASKS {
+                    P::spawn_here(tick(&done));
+                }
+            });
             wait_for(&done, TASKS);
         }
-        _ => {
-            pool.broadcast(|_| ());
-        }
+        _ => pool.broadcast_nothing(),
     }
     t.elapsed()
 }
@@ -126,7 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rounds: usize = args.get(1).map(|r| r.parse()).transpose()?.unwrap_or(7);
     println!("workers  topology                 case       replicore     rayon  ratio");
     for n in sizes {
-        let (topo, spec) = topology(n);
+        let (topo, spec) = scale_topology(n);
         let rp = ThreadPool::builder()
             .topology(topo)
             .num_threads(n)
@@ -137,8 +130,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (mut a, mut b) = (Vec::new(), Vec::new());
             // Alternate the contenders, so that a noisy moment hits both.
             for _ in 0..rounds {
-                a.push(round_replicore(&rp, case));
-                b.push(round_rayon(&ry, case));
+                a.push(round(&rp, case));
+                b.push(round(&ry, case));
             }
             let (a, b) = (median(a), median(b));
             println!(
