@@ -114,6 +114,7 @@ pub use pool::{
 /// what the protocol's own doc examples use. Not part of the public API; no stability promise.
 #[doc(hidden)]
 pub mod __protocol {
+    pub use crate::pool::fork::{FORK_WINDOW, ForkWindow, Hunger, LOOK_EVERY};
     pub use crate::pool::job::{
         Handle, HeapJob, Job, JobRef, JobResult, Latch, LoggedTask, SharedJob, StackJob, Starter,
     };

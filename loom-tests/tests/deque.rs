@@ -62,12 +62,14 @@ fn stack_job_runs_once_whether_popped_back_or_stolen() {
         };
         let result = if slot.claim.try_claim() {
             // Popped back: run inline, no latch.
-            job.run_inline()
+            // SAFETY: the claim we won makes us the job's only user.
+            (unsafe { job.take_func() })()
         } else {
             while !job.latch.0.probe() {
                 thread::yield_now();
             }
-            job.into_result()
+            // SAFETY: the latch is set.
+            unsafe { job.take_result() }
         };
         thief.join().unwrap();
         assert_eq!(result, 42);

@@ -194,14 +194,30 @@ impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
         unsafe { JobRef::new(self) }
     }
 
-    /// Runs the closure on the owner's thread after the owner popped its own handle back, so no
-    /// one else can reach it any more (the fast path of `join`).
-    pub fn run_inline(self) -> R {
-        let func = self
-            .func
-            .into_inner()
-            .expect("a popped-back job has not run");
-        func()
+    /// Takes the closure out, for its owner to call in place: the lazy path of `join`, where
+    /// the job never left its frame. No move of the job itself (a `join`'s hot path).
+    ///
+    /// # Safety
+    /// The caller is the job's only user: its handle never reached a queue, or was popped back.
+    #[inline]
+    pub unsafe fn take_func(&self) -> F {
+        // SAFETY: no other thread can reach the job (the caller's contract).
+        unsafe { self.func.with_mut(|f| (*f).take()) }.expect("a job taken back has not run")
+    }
+
+    /// The outcome, read in place once the latch is set (the job must not move while a thief
+    /// may hold its handle).
+    ///
+    /// # Safety
+    /// The latch is set: the run that wrote the result is over.
+    pub unsafe fn take_result(&self) -> R {
+        // SAFETY: the run finished and released the result by setting the latch (the caller's
+        // contract); nobody else reads it.
+        unsafe {
+            self.result
+                .with_mut(|r| std::mem::replace(&mut *r, JobResult::None))
+        }
+        .into_return_value()
     }
 
     /// The outcome, once the latch is set.

@@ -1,5 +1,5 @@
-//! `join` on a worker: push B, run A, then pop B back (the common, uncontended case) or run
-//! other work until whoever stole B finishes it.
+//! `join` on a worker: two plain calls when forking cannot help (see `fork`); otherwise push B,
+//! run A, then pop B back or run other work until whoever stole B finishes it.
 
 use super::job::{JobResult, SharedJob, StackJob};
 use super::latch::SpinLatch;
@@ -13,7 +13,43 @@ where
     RA: Send,
     RB: Send,
 {
-    // The one lease check of this join (G4): a fenced worker enqueues nothing on its own deque.
+    if !worker.forks.should_fork(&worker.registry.hunger) {
+        // Two calls (see `fork`): B first, as chili does, then A. B's panic is caught so that
+        // A still runs, as when B is queued; A's own panic unwinds from here, and wins, as in a
+        // forked join.
+        let result_b = JobResult::call(b);
+        let ra = a();
+        return (ra, result_b.into_return_value());
+    }
+    let result = join_forked(worker, a, b);
+    worker.forks.closed();
+    result
+}
+
+/// A panicked and B is ours to run (popped back): B still runs (as rayon's does), then A's panic
+/// wins.
+#[cold]
+#[inline(never)]
+fn after_panic<RA, RB>(result_a: JobResult<RA>, b: impl FnOnce() -> RB) -> (RA, RB) {
+    let _ = JobResult::call(b);
+    match result_a {
+        JobResult::Panic(p) => std::panic::resume_unwind(p),
+        _ => unreachable!("only a panic leads here"),
+    }
+}
+
+/// A `join` that forks: push B, run A, then pop B back (the common case) or run other work
+/// until whoever stole B finishes it. Out of line, so that the plain-call path around it keeps
+/// a small frame.
+#[inline(never)]
+fn join_forked<A, B, RA, RB>(worker: &WorkerThread, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    // The one lease check of this join (G4): a fenced worker queues nothing on its own deque.
     if worker.is_fenced() {
         return join_fenced(worker, a, b);
     }
@@ -30,8 +66,12 @@ where
             Some(job) if job == job_b_ref => {
                 // Popped back: no one else can reach B any more, run it here without the latch.
                 worker.count_inline();
-                let result_b = JobResult::call(|| job_b.run_inline());
-                return (result_a.into_return_value(), result_b.into_return_value());
+                // SAFETY: popped back, so this thread is B's only user.
+                let b = unsafe { job_b.take_func() };
+                return match result_a {
+                    JobResult::Ok(ra) => (ra, b()),
+                    result_a => after_panic(result_a, b),
+                };
             }
             // B was stolen; this is older work of ours, run it while we wait.
             Some(job) => worker.execute(job),
@@ -42,7 +82,8 @@ where
         }
     }
     let ra = result_a.into_return_value();
-    (ra, job_b.into_result())
+    // SAFETY: the loop above ends only once the latch is set.
+    (ra, unsafe { job_b.take_result() })
 }
 
 /// `join` on a worker whose lease a successor has fenced: typically a task that blocked for longer

@@ -25,6 +25,7 @@ mod broadcast;
 mod builder;
 mod compat;
 mod fifo;
+pub(crate) mod fork;
 mod generations;
 mod join;
 mod latch;

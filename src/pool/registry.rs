@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Injector, Steal, Worker};
 use crossbeam_utils::CachePadded;
 
+use super::fork::Hunger;
 use super::generations::{Generations, Owner};
 use super::job::JobRef;
 use super::recovery::state::RecoveryState;
@@ -83,6 +84,8 @@ pub(crate) struct Registry {
     os_cpu_node: Vec<usize>,
     /// Parking beds, one per thread seat (see `recovery::threads`).
     pub(crate) sleep: Sleep,
+    /// How many workers are hungry: when `join` forks (see `fork`).
+    pub(crate) hunger: Hunger,
     pub(crate) terminating: AtomicBool,
     pub(crate) start_handler: Option<IndexHandler>,
     pub(crate) exit_handler: Option<IndexHandler>,
@@ -172,6 +175,7 @@ impl Registry {
             fifo: FifoQueues::new(n),
             recovery: RecoveryState::new(holders, config.use_current_thread),
             sleep: Sleep::new(n + config.max_spare_threads),
+            hunger: Hunger::new(),
             threads: Threads::new(n + config.max_spare_threads),
             workers,
             injectors: (0..nodes.len())

@@ -55,7 +55,9 @@ pub struct PoolStats {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SchedulerStats {
-    /// Tasks run by workers (jobs taken from any queue, plus `join` halves popped back). After a
+    /// Tasks run by workers: jobs taken from any queue, and queued `join` halves popped back.
+    /// A `join` that ran as two plain calls (most of them: see `ARCHITECTURE.md`, "A join")
+    /// counts nothing; it is part of its parent's run. After a
     /// takeover this also counts queue copies of replicated tasks that found their claim already
     /// taken and were dropped unrun.
     pub tasks_executed: u64,

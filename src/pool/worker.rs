@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 
+use super::fork::{ForkWindow, Hunger};
 use super::generations::Owner;
 use super::job::{Handle, JobRef, Starter};
 use super::recovery::logged::RunOnce;
@@ -78,6 +79,8 @@ pub(crate) struct WorkerThread {
     seam: Seam,
     /// This thread's worker id in a fault plan.
     fault_id: usize,
+    /// When this worker's `join`s fork (see `fork`).
+    pub(crate) forks: ForkWindow,
 }
 
 impl WorkerThread {
@@ -128,6 +131,7 @@ impl WorkerThread {
             place,
             rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (fault_id as u64 + 1).wrapping_mul(0xA24B_AED4)),
             fault_id,
+            forks: ForkWindow::new(),
         }
     }
 
@@ -400,6 +404,7 @@ impl WorkerThread {
     /// queue first.
     fn wait_for(&self, latch: Option<&SleepLatch>, done: impl Fn() -> bool) {
         let sleep = &self.registry.sleep;
+        let mut hunger = HungerMark::new(&self.registry.hunger);
         let mut idle_rounds = 0;
         loop {
             if latch.is_some() && done() {
@@ -411,22 +416,27 @@ impl WorkerThread {
                 // our old deque is drained by stealing. Inside a latch wait, the task we were
                 // running when fenced goes on: wait for its latch without taking new work.
                 if let Some(latch) = latch {
+                    hunger.fed();
                     self.wait_fenced(latch);
                 }
                 return;
             }
             if let Some(job) = self.find_work() {
                 idle_rounds = 0;
+                hunger.fed();
                 self.execute(job);
                 continue;
             }
             if done() {
                 if latch.is_none() && self.last_look() {
+                    hunger.fed();
                     idle_rounds = 0;
                     continue;
                 }
                 return;
             }
+            // From here until it finds work, this worker makes busy ones fork their joins.
+            hunger.hungry();
             if idle_rounds < SPIN_ROUNDS {
                 idle_rounds += 1;
                 crate::sync::spin_loop();
@@ -436,11 +446,13 @@ impl WorkerThread {
             let token = sleep.get_sleepy();
             if let Some(job) = self.find_work() {
                 idle_rounds = 0;
+                hunger.fed();
                 self.execute(job);
                 continue;
             }
             if done() {
                 if latch.is_none() && self.last_look() {
+                    hunger.fed();
                     idle_rounds = 0;
                     continue;
                 }
@@ -619,6 +631,44 @@ fn found(steal: Steal<JobRef>, retry: &mut bool) -> Option<JobRef> {
             None
         }
         Steal::Empty => None,
+    }
+}
+
+/// Counts a waiting worker hungry (see `hunger`) from its first failed search until it finds work
+/// or stops waiting.
+struct HungerMark<'a> {
+    hunger: &'a Hunger,
+    marked: bool,
+}
+
+impl<'a> HungerMark<'a> {
+    fn new(hunger: &'a Hunger) -> Self {
+        HungerMark {
+            hunger,
+            marked: false,
+        }
+    }
+
+    #[inline]
+    fn hungry(&mut self) {
+        if !self.marked {
+            self.marked = true;
+            self.hunger.hungry();
+        }
+    }
+
+    #[inline]
+    fn fed(&mut self) {
+        if self.marked {
+            self.marked = false;
+            self.hunger.fed();
+        }
+    }
+}
+
+impl Drop for HungerMark<'_> {
+    fn drop(&mut self) {
+        self.fed();
     }
 }
 
