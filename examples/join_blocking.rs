@@ -3,13 +3,14 @@
 //! `cargo run --release --example join_blocking`
 //!
 //! Two workers. Worker 0 calls `join(a, b)` where one half sleeps 20 ms (a blocking call) and the
-//! other returns at once, either at the top of its task or under 3 open joins (past the fork
-//! window, see `src/pool/fork.rs`), while worker 1 is idle or busy with a 2 ms task:
-//! - at the top of a task, or with worker 1 idle (hungry), the `join` forks as rayon's does: A
-//!   runs first, B is queued and taken by worker 1 as soon as it is free;
-//! - deeper, with worker 1 busy, nobody is hungry, so the `join` runs as two calls, B first. A
-//!   short B then starts at once; but a short A waits for a sleeping B, even after worker 1 frees
-//!   up, because worker 0 is asleep and A was never queued (rayon runs A first, at once).
+//! other returns at once, either at the top of its task or with 3 halves already queued on its
+//! deque (past the fork window, see `src/pool/fork.rs`), while worker 1 is idle or busy with a
+//! 2 ms task. replicore always runs `b` first on worker 0; rayon runs `a` first.
+//! - At the top of a task, or with worker 1 idle (hungry), the `join` forks: `a` is queued while
+//!   `b` runs, and worker 1 takes it as soon as it is free.
+//! - Deeper, with worker 1 busy, nobody is hungry, so the `join` runs as two calls. A short `b`
+//!   starts at once; but a short `a` waits for a sleeping `b`, even after worker 1 frees up,
+//!   because worker 0 is asleep and `a` was never queued. rayon runs `a` first, at once.
 //!
 //! Prints the median, over 11 rounds, of how long the short half waited after a worker was free
 //! to run it.
@@ -47,7 +48,7 @@ macro_rules! impl_pool {
     ($pool:ty, $spawn:path, $join:path) => {
         impl Pool for $pool {
             fn round(&self, depth: u32, block_in_a: bool, busy: bool) -> Option<Duration> {
-                /// `depth` joins, each with an empty `b`, around the measured one; returns when
+                /// `depth` joins, each with an empty `a`, around the measured one; returns when
                 /// the measured join began and when its short half started.
                 fn nest(depth: u32, block_in_a: bool) -> (Instant, Instant) {
                     if depth == 0 {
@@ -59,7 +60,9 @@ macro_rules! impl_pool {
                         };
                         (t0, short)
                     } else {
-                        $join(|| nest(depth - 1, block_in_a), || ()).0
+                        // An empty `a`, which replicore queues while `b` runs (and rayon runs
+                        // first): it fills replicore's window.
+                        $join(|| (), || nest(depth - 1, block_in_a)).1
                     }
                 }
                 self.install(|| {
@@ -119,7 +122,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BLOCK.as_millis()
     );
     for (case, depth, block_in_a, busy) in [
-        ("top of task, A sleeps, other busy", 0, true, true),
+        ("top of task, B sleeps, other busy", 0, false, true),
         ("3 deep, B sleeps, other idle", DEEP, false, false),
         ("3 deep, A sleeps, other busy", DEEP, true, true),
         ("3 deep, B sleeps, other busy", DEEP, false, true),

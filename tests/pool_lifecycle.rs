@@ -462,8 +462,8 @@ fn scope_returns_before_taking_unrelated_work() {
     });
 }
 
-/// Two workers, X and Y. On X, `join(a, b)`: Y steals b. While X waits for b (its deque is
-/// empty), it takes W1 from the injector; W1 holds X until b's latch is set (Y has then moved
+/// Two workers, X and Y. On X, a `join` of `a` (run on X) and `b` (offered): Y steals b. While X
+/// waits for b (its deque is empty), it takes W1 from the injector; W1 holds X until b's latch is set (Y has then moved
 /// on to H, which b queued on Y's own deque and which keeps Y busy). W2, queued in the injector
 /// with W1, must not start on X after that: the join must return first.
 #[test]
@@ -490,7 +490,23 @@ fn stolen_join_returns_before_taking_unrelated_work() {
         );
         let outcome = pool.install(move || {
             let x = replicore::current_thread_index();
-            let (steps_ok, b_thread) = replicore::join(
+            // replicore runs the second closure on X and offers the first (rayon: the other
+            // way round), so the stolen half comes first here.
+            let (b_thread, steps_ok) = replicore::join(
+                || {
+                    // b, on Y.
+                    bs.store(true, Ordering::SeqCst);
+                    let ok = spin_until(PATIENCE, || w1s.load(Ordering::SeqCst));
+                    let (hs, jr, hd) = (hs.clone(), jr.clone(), hd.clone());
+                    // Onto Y's own deque: Y runs it right after b, and is busy until the join
+                    // on X returned, so Y cannot take W2.
+                    replicore::spawn(move || {
+                        hs.store(true, Ordering::SeqCst);
+                        spin_until(PATIENCE, || jr.load(Ordering::SeqCst));
+                        hd.store(true, Ordering::SeqCst);
+                    });
+                    (ok, replicore::current_thread_index())
+                },
                 || {
                     // a, on X: wait until Y took b, then queue W1 and W2 from outside the pool
                     // (into the injector, not onto X's deque).
@@ -513,20 +529,6 @@ fn stolen_join_returns_before_taking_unrelated_work() {
                         });
                     });
                     true
-                },
-                || {
-                    // b, on Y.
-                    bs.store(true, Ordering::SeqCst);
-                    let ok = spin_until(PATIENCE, || w1s.load(Ordering::SeqCst));
-                    let (hs, jr, hd) = (hs.clone(), jr.clone(), hd.clone());
-                    // Onto Y's own deque: Y runs it right after b, and is busy until the join
-                    // on X returned, so Y cannot take W2.
-                    replicore::spawn(move || {
-                        hs.store(true, Ordering::SeqCst);
-                        spin_until(PATIENCE, || jr.load(Ordering::SeqCst));
-                        hd.store(true, Ordering::SeqCst);
-                    });
-                    (ok, replicore::current_thread_index())
                 },
             );
             // Only W2 starting on X counts: had Y taken it, X did nothing wrong.

@@ -191,24 +191,25 @@ fn join_context_reports_migration() {
         let (a, b) = p.install(|| replicore::join_context(|c| c.migrated(), |c| c.migrated()));
         assert!(!a && !b);
 
-        // Two workers, and A waits until B has started: B can only have been stolen.
+        // Two workers, and B (which replicore runs first, on the calling worker, where rayon
+        // runs A) waits until A has started: A can only have been stolen.
         let p = pool(2);
-        let b_started = AtomicBool::new(false);
+        let a_started = AtomicBool::new(false);
         let (a, b) = p.install(|| {
             replicore::join_context(
                 |c| {
-                    wait_flag(&b_started, "B stolen");
-                    c.migrated()
+                    a_started.store(true, Ordering::SeqCst);
+                    (c.migrated(), replicore::current_thread_index())
                 },
                 |c| {
-                    b_started.store(true, Ordering::SeqCst);
-                    (c.migrated(), replicore::current_thread_index())
+                    wait_flag(&a_started, "A stolen");
+                    c.migrated()
                 },
             )
         });
-        assert!(!a);
-        assert!(b.0, "a stolen B is migrated");
-        assert!(b.1.is_some());
+        assert!(!b);
+        assert!(a.0, "a stolen A is migrated");
+        assert!(a.1.is_some());
     });
 }
 

@@ -69,7 +69,7 @@ fn stack_job_runs_once_whether_popped_back_or_stolen() {
                 thread::yield_now();
             }
             // SAFETY: the latch is set.
-            unsafe { job.take_result() }
+            unsafe { job.take_result() }.into_return_value()
         };
         thief.join().unwrap();
         assert_eq!(result, 42);

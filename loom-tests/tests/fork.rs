@@ -1,5 +1,5 @@
-//! When `join` forks (`src/pool/fork.rs`): a worker past its fork window runs its `join`s as two
-//! calls until one of them sees another worker hungry; that one queues B, and the hungry worker
+//! When `join` forks (`src/pool/fork.rs`): a worker whose deque holds its window of halves runs
+//! its `join`s as two calls until one of them sees another worker hungry; that one queues B, and the hungry worker
 //! takes it, or the owner pops it back. Whatever the interleaving, every B runs exactly once, the
 //! joins return, a hungry worker is noticed within `LOOK_EVERY` joins, and it is never left
 //! asleep (a lost wake-up shows as a loom deadlock).
@@ -78,14 +78,15 @@ fn hungry_worker(pool: &Pool) {
     }
 }
 
-/// Worker 0, whose fork window is full, runs up to [`LOOK_EVERY`] `join`s, one after another,
-/// as `pool::join` does, and stops after one forks; returns how many joins it ran and whether
-/// one forked.
+/// Worker 0, whose deque holds its window of older halves already (not modelled: nobody takes
+/// them here), runs up to [`LOOK_EVERY`] `join`s, one after another, as `pool::join` does, and
+/// stops after one forks; returns how many joins it ran and whether one forked.
 fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
     let window = ForkWindow::new();
-    for _ in 0..FORK_WINDOW {
-        assert!(window.should_fork(&pool.hunger), "the window fills first");
-    }
+    assert!(
+        window.should_fork(FORK_WINDOW - 1, &pool.hunger),
+        "a short deque forks"
+    );
     let mut joins = 0;
     let mut forked = false;
     while joins < LOOK_EVERY as usize && !forked {
@@ -95,7 +96,7 @@ fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
             r.fetch_add(1, Ordering::Relaxed);
             7usize
         };
-        forked = window.should_fork(&pool.hunger);
+        forked = window.should_fork(FORK_WINDOW, &pool.hunger);
         let rb = if !forked {
             // Two calls: B, then A (nothing).
             b()
@@ -113,9 +114,8 @@ fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
                     thread::yield_now();
                 }
                 // SAFETY: the latch is set.
-                unsafe { job_b.take_result() }
+                unsafe { job_b.take_result() }.into_return_value()
             };
-            window.closed();
             rb
         };
         assert_eq!(rb, 7);

@@ -86,16 +86,19 @@ where
         RA: Send,
         RB: Send,
     {
-        // B ran "migrated" when another thread ran it: compare the worker running it with the
-        // one that forked it (a replacement after a takeover is another worker, too).
+        // A closure ran "migrated" when another thread ran it: compare the worker running it
+        // with the one that forked it (a replacement after a takeover is another worker, too).
+        // replicore offers A to thieves where rayon offers B (see `pool::join`); both halves
+        // look, so each flag is right whichever half a thief ran.
         let home = std::ptr::from_ref(w) as usize;
+        let migrated = move || {
+            let here = WorkerThread::current().map_or(0, |h| std::ptr::from_ref(h) as usize);
+            injected || here != home
+        };
         join_on_worker(
             w,
-            move || a(FnContext::new(injected)),
-            move || {
-                let here = WorkerThread::current().map_or(0, |h| std::ptr::from_ref(h) as usize);
-                b(FnContext::new(injected || here != home))
-            },
+            move || a(FnContext::new(migrated())),
+            move || b(FnContext::new(migrated())),
         )
     }
     match WorkerThread::current() {

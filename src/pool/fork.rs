@@ -1,15 +1,18 @@
-//! When `join` forks: most joins are two plain calls, and a few queue their second half.
+//! When `join` forks: most joins are two plain calls, and a few queue one half.
 //!
-//! rayon's `join` pushes B onto the worker's deque and pops it back after A: a push, a pop with a
-//! `SeqCst` fence, and a latch, on every call, whether or not any worker could take B. For fine
-//! recursion (fib, a tree sum) that is most of the time spent. Heartbeat scheduling (Acar,
-//! Charguéraud, Guatto, Rainey and Sieczkowski, PLDI 2018; Spice; chili) showed that publishing
-//! only now and then loses almost no parallelism. Here a `join` *forks* (queues B, as rayon's
-//! does) only when that can help, and otherwise runs B, then A, as calls. It forks when:
+//! rayon's `join` pushes one half onto the worker's deque and pops it back after running the
+//! other: a push, a pop with a `SeqCst` fence, and a latch, on every call, whether or not any
+//! worker could take the half. For fine recursion (fib, a tree sum) that is most of the time
+//! spent. Heartbeat scheduling (Acar, Charguéraud, Guatto, Rainey and Sieczkowski, PLDI 2018;
+//! Spice; chili) showed that publishing only now and then loses almost no parallelism. Here a
+//! `join` *forks* (queues A while B runs, see `join`) only when that can help, and otherwise runs
+//! B, then A, as calls. It forks when:
 //!
-//! 1. **the window is short**: its worker has fewer than [`FORK_WINDOW`] forked joins open, so
-//!    the top of every worker's task, the biggest pieces, always sits on its deque where thieves
-//!    and a successor after a takeover can take it;
+//! 1. **the window is short**: its worker's deque holds fewer than [`FORK_WINDOW`] tasks, so
+//!    every busy worker keeps a few halves where thieves and a successor after a takeover can
+//!    take them, and they are the biggest ones left on its path: a half popped back or stolen
+//!    is replaced at the next join, the top of what remains (lazy binary splitting, Tzannes,
+//!    Caragea, Barua and Vishkin, PPoPP 2010, splits on the same test);
 //! 2. **some worker is hungry** (searching and finding nothing, or parked; see [`Hunger`]), so
 //!    coarse and unbalanced work spreads at once, as with an eager push (the first join after a
 //!    fork and one in [`LOOK_EVERY`] after it look, so a hungry worker is seen within a few
@@ -18,13 +21,14 @@
 //!    stealable too, without anyone asking (the join count is the heartbeat: no thread ticks,
 //!    so an idle pool costs nothing).
 //!
-//! A plain call costs a thread-local read, a `Cell` update and two compares, and in one join of
-//! eight a relaxed load of a line that changes only when a worker goes idle or finds work. A
-//! forked join is rayon's.
+//! A plain call costs a thread-local read, a `Cell` update, the deque's length (two loads of a
+//! line that only pushes, pops and steals write) and a compare, and in one join of eight a relaxed
+//! load of a line that changes only when a worker goes idle or finds work. A forked join is
+//! rayon's, with the halves' roles swapped.
 //!
-//! What a plain call gives up: its B can only run after its A, on the same worker. If A
-//! *blocks*, that B waits for it, and a takeover of the blocked CPU adopts the queued halves but
-//! not B. See `ARCHITECTURE.md`, "A join", and `examples/join_blocking.rs`.
+//! What a plain call gives up: its A can only run after its B, on the same worker. If B
+//! *blocks*, that A waits for it, and a takeover of the blocked CPU adopts the queued halves but
+//! not A. See `ARCHITECTURE.md`, "A join", and `examples/join_blocking.rs`.
 
 use std::cell::Cell;
 
@@ -32,8 +36,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 
-/// Forked joins a worker keeps open before a `join` may run as plain calls.
-pub const FORK_WINDOW: u32 = 3;
+/// Tasks a worker keeps on its deque before a `join` may run as plain calls.
+pub const FORK_WINDOW: usize = 3;
 
 /// Past the window, one `join` in this many still forks. A plain join takes 2-3 ns, so this beats
 /// every few microseconds while a worker joins, far more often than a 100 µs heartbeat, while
@@ -82,29 +86,26 @@ impl Hunger {
     }
 }
 
-/// One worker's forked joins: how many are open, and a count of its joins (the beat).
-/// Owner-only (`Cell`s).
+/// When one worker's `join`s fork: its count of joins (the beat). Owner-only (a `Cell`).
 ///
 /// Internal; exported only under `--cfg loom` for the model checker.
 #[derive(Debug, Default)]
 pub struct ForkWindow {
-    open: Cell<u32>,
     calls: Cell<u32>,
 }
 
 impl ForkWindow {
-    /// No join open.
+    /// A worker that has not joined yet.
     pub fn new() -> ForkWindow {
         ForkWindow::default()
     }
 
-    /// Whether this `join` should queue its B (see the module docs); if so, the caller must
-    /// call [`closed`](Self::closed) when the join ends.
+    /// Whether this `join` should queue its B (see the module docs), given how many tasks the
+    /// worker's deque holds (`queued`).
     #[inline]
-    pub fn should_fork(&self, hunger: &Hunger) -> bool {
+    pub fn should_fork(&self, queued: usize, hunger: &Hunger) -> bool {
         let calls = self.calls.get().wrapping_add(1);
-        let open = self.open.get();
-        if open >= FORK_WINDOW
+        if queued >= FORK_WINDOW
             && (calls % LOOK_EVERY != 0 || (calls % FORK_EVERY != 0 && hunger.count() == 0))
         {
             self.calls.set(calls);
@@ -112,19 +113,7 @@ impl ForkWindow {
         }
         // The next join looks.
         self.calls.set(calls | (LOOK_EVERY - 1));
-        self.open.set(open + 1);
         true
-    }
-
-    /// A forked join ended.
-    #[inline]
-    pub fn closed(&self) {
-        self.open.set(self.open.get() - 1);
-    }
-
-    /// How many forked joins are open.
-    pub fn open(&self) -> u32 {
-        self.open.get()
     }
 }
 
@@ -133,28 +122,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forks_while_the_window_is_short_then_on_the_beat() {
+    fn forks_while_the_deque_is_short_then_on_the_beat() {
         let (w, h) = (ForkWindow::new(), Hunger::new());
-        for _ in 0..FORK_WINDOW {
-            assert!(w.should_fork(&h));
-        }
-        let forks = (0..10 * FORK_EVERY).filter(|_| w.should_fork(&h)).count();
+        assert!((0..FORK_WINDOW).all(|queued| w.should_fork(queued, &h)));
+        let forks = (0..10 * FORK_EVERY)
+            .filter(|_| w.should_fork(FORK_WINDOW, &h))
+            .count();
         assert_eq!(forks, 10);
-        assert_eq!(w.open(), FORK_WINDOW + forks as u32);
-        for _ in 0..=forks {
-            w.closed();
-        }
-        assert!(w.should_fork(&h), "below the window again");
     }
 
     #[test]
     fn a_hungry_worker_is_seen_within_eight_joins_and_then_every_join_forks() {
         let (w, h) = (ForkWindow::new(), Hunger::new());
-        for _ in 0..FORK_WINDOW {
-            assert!(w.should_fork(&h));
-        }
-        let before = w.open();
-        let forks = |n: u32| (0..n).filter(|_| w.should_fork(&h)).count();
+        let forks = |n: u32| (0..n).filter(|_| w.should_fork(FORK_WINDOW, &h)).count();
         assert_eq!(forks(LOOK_EVERY * 4), 0, "nobody hungry: plain calls only");
         h.hungry();
         assert_eq!(h.count(), 1);
@@ -162,8 +142,13 @@ mod tests {
         // worker stays hungry every join forks.
         assert_eq!(
             forks(LOOK_EVERY),
+            1,
+            "one of the next joins looks, and forks"
+        );
+        assert_eq!(
+            forks(LOOK_EVERY),
             LOOK_EVERY as usize,
-            "every join looks, and forks"
+            "then every join looks, and forks"
         );
         h.fed();
         assert_eq!(
@@ -172,6 +157,5 @@ mod tests {
             "the join after a fork looks once more, and sees nobody"
         );
         assert_eq!(forks(LOOK_EVERY * 2), 0);
-        assert_eq!(w.open(), before + LOOK_EVERY);
     }
 }

@@ -205,19 +205,18 @@ impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
         unsafe { self.func.with_mut(|f| (*f).take()) }.expect("a job taken back has not run")
     }
 
-    /// The outcome, read in place once the latch is set (the job must not move while a thief
-    /// may hold its handle).
+    /// The outcome, value or panic, read in place once the latch is set (the job must not move
+    /// while a thief may hold its handle).
     ///
     /// # Safety
     /// The latch is set: the run that wrote the result is over.
-    pub unsafe fn take_result(&self) -> R {
+    pub unsafe fn take_result(&self) -> JobResult<R> {
         // SAFETY: the run finished and released the result by setting the latch (the caller's
         // contract); nobody else reads it.
         unsafe {
             self.result
                 .with_mut(|r| std::mem::replace(&mut *r, JobResult::None))
         }
-        .into_return_value()
     }
 
     /// The outcome, once the latch is set.

@@ -102,7 +102,12 @@ fn current_registry() -> std::sync::Arc<registry::Registry> {
 }
 
 /// Runs `a` and `b`, potentially in parallel, on the current worker's pool (or the global pool
-/// outside any pool). A panic in either is re-raised after both finished.
+/// outside any pool). A panic in either is re-raised after both finished; if both panic, `a`'s.
+///
+/// On a worker, `b` runs first, on the calling thread, and `a` either runs after it (most joins:
+/// two plain calls, when no other worker could take `a`) or is offered to other workers while
+/// `b` runs. rayon runs `a` first and offers `b`; code should rely on neither order, and one half
+/// must not wait for the other (see `ARCHITECTURE.md`, "A join").
 ///
 /// ```
 /// fn fib(n: u32) -> u64 {

@@ -75,7 +75,8 @@ impl ThreadPool {
     }
 
     /// Runs `a` and `b`, potentially in parallel, and returns both results. A panic in either is
-    /// re-raised after both have finished.
+    /// re-raised after both have finished. As with [`join`](crate::join), `b` runs first on the
+    /// worker and `a` may be offered to the others.
     ///
     /// ```
     /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;

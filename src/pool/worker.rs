@@ -80,7 +80,7 @@ pub(crate) struct WorkerThread {
     /// This thread's worker id in a fault plan.
     fault_id: usize,
     /// When this worker's `join`s fork (see `fork`).
-    pub(crate) forks: ForkWindow,
+    forks: ForkWindow,
 }
 
 impl WorkerThread {
@@ -241,6 +241,13 @@ impl WorkerThread {
     /// is enqueued under the old epoch; the task is redirected, never lost).
     pub(crate) fn redirect(&self, job: JobRef) {
         seam::redirect(&self.registry, job);
+    }
+
+    /// Whether this `join` should queue its B (see `fork`).
+    #[inline]
+    pub(crate) fn should_fork(&self) -> bool {
+        self.forks
+            .should_fork(self.deque.len(), &self.registry.hunger)
     }
 
     /// Pushes a `join` half this worker will itself wait for onto its own deque; see
