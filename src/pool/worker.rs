@@ -21,6 +21,9 @@ use crate::sync::atomic::Ordering;
 /// pool costs well under 1% CPU, but long enough to catch the next task of a busy phase.
 const SPIN_ROUNDS: u32 = 32;
 
+/// Failed searches (rounds of the spin above) before a worker counts itself hungry (see `fork`).
+const HUNGRY_AFTER: u32 = 4;
+
 thread_local! {
     static CURRENT: Cell<*const WorkerThread> = const { Cell::new(std::ptr::null()) };
     /// Worker 0 of each `use_current_thread` pool this thread built (see [`CallerWorkers`]).
@@ -442,8 +445,12 @@ impl WorkerThread {
                 }
                 return;
             }
-            // From here until it finds work, this worker makes busy ones fork their joins.
-            hunger.hungry();
+            // After a few failed searches, and until it finds work, this worker makes busy ones
+            // fork their joins. Not at once: a worker that finds its next task a search or two
+            // later (a chain of spawns) would pay two shared read-modify-writes per task.
+            if idle_rounds >= HUNGRY_AFTER {
+                hunger.hungry();
+            }
             if idle_rounds < SPIN_ROUNDS {
                 idle_rounds += 1;
                 crate::sync::spin_loop();
