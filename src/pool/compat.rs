@@ -23,8 +23,10 @@ fn worker_of(registry: &Arc<Registry>) -> Option<&'static WorkerThread> {
 ///
 /// ```
 /// let pool = replicore::ThreadPool::builder().num_threads(2).build()?;
-/// let (a, _) = pool.install(|| replicore::join_context(|ctx| ctx.migrated(), |_| ()));
-/// assert!(!a, "the first closure runs on the thread that called join_context");
+/// let (_, b) = pool.install(|| replicore::join_context(|_| (), |ctx| ctx.migrated()));
+/// // replicore runs the second closure on the calling worker (rayon: the first); the other
+/// // one may be taken by another worker.
+/// assert!(!b, "the second closure runs on the thread that called join_context");
 /// # Ok::<(), replicore::BuildError>(())
 /// ```
 #[derive(Debug)]
@@ -43,9 +45,9 @@ impl FnContext {
     }
 
     /// `true` if the closure runs on another thread than the one that called
-    /// [`join_context`]: the second closure when another worker stole it, or either closure
-    /// when `join_context` was called outside every pool (both then run on a global-pool
-    /// worker).
+    /// [`join_context`]: the first closure when another worker stole it (replicore offers the
+    /// first closure to thieves, rayon the second), or either closure when `join_context` was
+    /// called outside every pool (both then run on a global-pool worker).
     ///
     /// ```
     /// let (a, b) = replicore::join_context(|ctx| ctx.migrated(), |ctx| ctx.migrated());

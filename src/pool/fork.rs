@@ -48,8 +48,9 @@ pub const FORK_EVERY: u32 = 1024;
 /// Past the window, one `join` in this many looks at the [`Hunger`] count.
 pub const LOOK_EVERY: u32 = 8;
 
-/// How many of a pool's workers are hungry: counted in after a search found nothing, out once a
-/// search finds a task or the worker stops waiting (`WorkerThread::wait_for`).
+/// How many of a pool's workers are hungry: counted in after a few searches in a row found
+/// nothing (parked workers stay counted), out once a search finds a task or the worker stops
+/// waiting (`WorkerThread::wait_for`).
 ///
 /// Past its window, a worker reads it in the first `join` after a fork and in one `join` in
 /// [`LOOK_EVERY`] (relaxed). It is a hint, so relaxed is enough: a stale

@@ -1,8 +1,8 @@
 //! Type-erased jobs: a pointer plus the function that runs it.
 //!
-//! `join` keeps its second closure in a [`StackJob`] on the caller's stack (no allocation per
-//! join); `spawn` and scope children use a boxed [`HeapJob`]. Either way the queues carry only a
-//! [`JobRef`], two words.
+//! `join` keeps the half it offers to thieves in a [`StackJob`] on the caller's stack (no
+//! allocation per join); `spawn` and scope children use a boxed [`HeapJob`]. Either way the
+//! queues carry only a [`JobRef`], two words.
 //!
 //! A stack job stays valid until its latch is set, and its owner never returns before that. A
 //! worker that "crashes" (parks forever, per the fault model) keeps its stack, so another thread
@@ -194,8 +194,8 @@ impl<L: Latch, F: FnOnce() -> R + Send, R: Send> StackJob<L, F, R> {
         unsafe { JobRef::new(self) }
     }
 
-    /// Takes the closure out, for its owner to call in place: the lazy path of `join`, where
-    /// the job never left its frame. No move of the job itself (a `join`'s hot path).
+    /// Takes the closure out, for its owner to call in place once it popped the job back: no
+    /// move of the job itself, which a thief may still be looking at the address of.
     ///
     /// # Safety
     /// The caller is the job's only user: its handle never reached a queue, or was popped back.

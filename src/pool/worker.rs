@@ -648,8 +648,8 @@ fn found(steal: Steal<JobRef>, retry: &mut bool) -> Option<JobRef> {
     }
 }
 
-/// Counts a waiting worker hungry (see `hunger`) from its first failed search until it finds work
-/// or stops waiting.
+/// Counts a waiting worker hungry (see `fork`) from its [`HUNGRY_AFTER`]th failed search until it
+/// finds work or stops waiting.
 struct HungerMark<'a> {
     hunger: &'a Hunger,
     marked: bool,
