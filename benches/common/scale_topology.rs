@@ -1,5 +1,6 @@
 //! The synthetic machine with `n` CPUs that the many-worker examples (`spawn_scale`,
-//! `pool_idle`) run their pools on, so that their figures describe the same machines.
+//! `pool_idle`) and the `scale` bench run their pools on, so that their figures describe the
+//! same machines.
 
 use replicore::Topology;
 

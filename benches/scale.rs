@@ -1,0 +1,57 @@
+//! The scale sweep: the pool's costs as the worker count grows, replicore against rayon at the
+//! same thread counts, on synthetic topologies from `numa:1` to `numa:8` (see
+//! `benches/common/scale_topology.rs`; on a 2-CPU box every size above 2 is oversubscribed).
+//!
+//! `cargo bench --bench scale -- --noplot` (about 5 minutes on 2 CPUs); one case or size:
+//! `cargo bench --bench scale -- --noplot "scale_outside/.*/256"`.
+//!
+//! Groups `scale_<case>` (cases `outside`, `inside`, `broadcast`, `fib`, as in
+//! `examples/spawn_scale`), ids `replicore/<workers>` and `rayon/<workers>`. Each timed round
+//! starts after 20 ms idle, so that every worker has parked: what is measured includes waking
+//! them. The sleep is not timed.
+
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+
+#[path = "common/scale_topology.rs"]
+mod scale_topology;
+#[path = "common/scale_workloads.rs"]
+mod scale_workloads;
+use scale_workloads::{CASES, Contender, pools, round};
+
+const SIZES: [usize; 6] = [2, 8, 32, 64, 128, 256];
+const IDLE: Duration = Duration::from_millis(20);
+
+/// `iters` rounds, each after [`IDLE`]; only the rounds are timed.
+fn idle_rounds<P: Contender>(pool: &P, case: &str, iters: u64) -> Duration {
+    (0..iters)
+        .map(|_| {
+            std::thread::sleep(IDLE);
+            round(pool, case)
+        })
+        .sum()
+}
+
+fn scale(c: &mut Criterion) {
+    for case in CASES {
+        let mut g = c.benchmark_group(format!("scale_{case}"));
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_secs(1));
+        for n in SIZES {
+            let (rp, ry, _) = pools(n);
+            g.bench_with_input(BenchmarkId::new("replicore", n), &n, |b, _| {
+                b.iter_custom(|iters| idle_rounds(&rp, case, iters))
+            });
+            g.bench_with_input(BenchmarkId::new("rayon", n), &n, |b, _| {
+                b.iter_custom(|iters| idle_rounds(&ry, case, iters))
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, scale);
+criterion_main!(benches);
