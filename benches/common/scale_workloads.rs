@@ -32,53 +32,38 @@ pub trait Contender: Sync {
     fn broadcast_nothing(&self);
 }
 
-impl Contender for replicore::ThreadPool {
-    fn spawn(&self, task: impl FnOnce() + Send + 'static) {
-        replicore::ThreadPool::spawn(self, task)
-    }
-    fn spawn_here(task: impl FnOnce() + Send + 'static) {
-        replicore::spawn(task)
-    }
-    fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-    where
-        A: FnOnce() -> RA + Send,
-        B: FnOnce() -> RB + Send,
-        RA: Send,
-        RB: Send,
-    {
-        replicore::join(a, b)
-    }
-    fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
-        replicore::ThreadPool::install(self, op)
-    }
-    fn broadcast_nothing(&self) {
-        replicore::ThreadPool::broadcast(self, |_| ());
-    }
+/// The trait for a runtime whose pool type is `$krate::ThreadPool` and whose free functions are
+/// `$krate::{spawn, join}`: replicore and rayon spell them alike.
+macro_rules! contender {
+    ($krate:ident) => {
+        impl Contender for $krate::ThreadPool {
+            fn spawn(&self, task: impl FnOnce() + Send + 'static) {
+                $krate::ThreadPool::spawn(self, task)
+            }
+            fn spawn_here(task: impl FnOnce() + Send + 'static) {
+                $krate::spawn(task)
+            }
+            fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+            where
+                A: FnOnce() -> RA + Send,
+                B: FnOnce() -> RB + Send,
+                RA: Send,
+                RB: Send,
+            {
+                $krate::join(a, b)
+            }
+            fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+                $krate::ThreadPool::install(self, op)
+            }
+            fn broadcast_nothing(&self) {
+                $krate::ThreadPool::broadcast(self, |_| ());
+            }
+        }
+    };
 }
 
-impl Contender for rayon::ThreadPool {
-    fn spawn(&self, task: impl FnOnce() + Send + 'static) {
-        rayon::ThreadPool::spawn(self, task)
-    }
-    fn spawn_here(task: impl FnOnce() + Send + 'static) {
-        rayon::spawn(task)
-    }
-    fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-    where
-        A: FnOnce() -> RA + Send,
-        B: FnOnce() -> RB + Send,
-        RA: Send,
-        RB: Send,
-    {
-        rayon::join(a, b)
-    }
-    fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
-        rayon::ThreadPool::install(self, op)
-    }
-    fn broadcast_nothing(&self) {
-        rayon::ThreadPool::broadcast(self, |_| ());
-    }
-}
+contender!(replicore);
+contender!(rayon);
 
 fn wait_for(done: &AtomicUsize, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
