@@ -1,8 +1,9 @@
 //! When `join` forks (`src/pool/fork.rs`): a worker whose deque holds its window of halves runs
-//! its `join`s as two calls until one of them sees another worker hungry; that one queues B, and the hungry worker
-//! takes it, or the owner pops it back. Whatever the interleaving, every B runs exactly once, the
-//! joins return, a hungry worker is noticed within `LOOK_EVERY` joins, and it is never left
-//! asleep (a lost wake-up shows as a loom deadlock).
+//! its `join`s as two calls until one of them sees another worker hungry; that one queues A (the
+//! half `pool::join` offers), and the hungry worker takes it, or the owner pops it back. Whatever
+//! the interleaving, every A runs exactly once, the joins return, a hungry worker is noticed
+//! within `LOOK_EVERY` joins, and it is never left asleep (a lost wake-up shows as a loom
+//! deadlock).
 //!
 //! As in `deque.rs`, crossbeam's deque is not loom-instrumented, so the owner's deque is one slot
 //! taken through the shared claim word; the fork decision, the hunger count, the stack job and
@@ -92,33 +93,32 @@ fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
     while joins < LOOK_EVERY as usize && !forked {
         joins += 1;
         let r = runs.clone();
-        let b = move || {
+        let a = move || {
             r.fetch_add(1, Ordering::Relaxed);
             7usize
         };
         forked = window.should_fork(FORK_WINDOW, &pool.hunger);
-        let rb = if !forked {
-            // Two calls: B, then A (nothing).
-            b()
+        let ra = if !forked {
+            // Two calls: B (nothing), then A.
+            a()
         } else {
-            let job_b = StackJob::new(b, ProbeLatch(SleepLatch::new()));
-            // SAFETY: `job_b` outlives its handle: we pop it back or wait for its latch.
-            *pool.deque.job.lock().unwrap() = Some(unsafe { job_b.as_job_ref() });
+            let job_a = StackJob::new(a, ProbeLatch(SleepLatch::new()));
+            // SAFETY: `job_a` outlives its handle: we pop it back or wait for its latch.
+            *pool.deque.job.lock().unwrap() = Some(unsafe { job_a.as_job_ref() });
             pool.sleep.new_local_work();
-            // A: nothing.
-            let rb = if pool.deque.take().is_some() {
-                // SAFETY: the claim we won makes us B's only user.
-                (unsafe { job_b.take_func() })()
+            // B: nothing.
+            if pool.deque.take().is_some() {
+                // SAFETY: the claim we won makes us A's only user.
+                (unsafe { job_a.take_func() })()
             } else {
-                while !job_b.latch.0.probe() {
+                while !job_a.latch.0.probe() {
                     thread::yield_now();
                 }
                 // SAFETY: the latch is set.
-                unsafe { job_b.take_result() }.into_return_value()
-            };
-            rb
+                unsafe { job_a.take_result() }.into_return_value()
+            }
         };
-        assert_eq!(rb, 7);
+        assert_eq!(ra, 7);
     }
     pool.owner_done.store(true, Ordering::Release);
     // A worker that finishes wakes a sleeper when it next queues anything; stand in for that.
@@ -157,7 +157,7 @@ fn run(hungry_first: bool) {
     assert_eq!(
         runs.load(Ordering::Relaxed),
         joins,
-        "each B runs exactly once"
+        "each A runs exactly once"
     );
     assert_eq!(pool.hunger.count(), 0, "every hungry mark is taken back");
 }

@@ -53,9 +53,9 @@ pub const LOOK_EVERY: u32 = 8;
 /// waiting (`WorkerThread::wait_for`).
 ///
 /// Past its window, a worker reads it in the first `join` after a fork and in one `join` in
-/// [`LOOK_EVERY`] (relaxed). It is a hint, so relaxed is enough: a stale
-/// read forks one `join` sooner or later. Nothing is lost either way, because a `join` that does
-/// not fork runs its B itself; and a hungry worker that parks is woken by the fork's push
+/// [`LOOK_EVERY`] (relaxed). It is a hint, so relaxed is enough: a stale read forks one `join`
+/// sooner or later. Nothing is lost either way, because a `join` that does not fork runs both
+/// halves itself; and a hungry worker that parks is woken by the fork's push
 /// (`Sleep::new_local_work`), or, if it missed that, by the next one.
 ///
 /// Internal; exported only under `--cfg loom` for the model checker.
@@ -101,7 +101,7 @@ impl ForkWindow {
         ForkWindow::default()
     }
 
-    /// Whether this `join` should queue its B (see the module docs), given how many tasks the
+    /// Whether this `join` should queue its A (see the module docs), given how many tasks the
     /// worker's deque holds (`queued`).
     #[inline]
     pub fn should_fork(&self, queued: usize, hunger: &Hunger) -> bool {

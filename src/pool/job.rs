@@ -165,7 +165,7 @@ pub trait Latch {
     unsafe fn set(this: *const Self);
 }
 
-/// A job living in its owner's stack frame: `join`'s second half, `install`'s body.
+/// A job living in its owner's stack frame: the half a `join` queues, `install`'s body.
 #[derive(Debug)]
 pub struct StackJob<L, F, R> {
     /// Set once `result` holds the outcome.
@@ -270,10 +270,11 @@ impl<F: FnOnce() + Send> Job for HeapJob<F> {
 
 /// A job reachable from two places at once: a shared queue, and its creator, who may take it back.
 ///
-/// A fenced worker's `join` cannot push B onto its own deque (G4) and cannot count on popping it
-/// back from the injector it redirects B to, so B goes into one of these: whoever wins its
-/// [`Claim`] first runs it, the creator through [`SharedJob::take_back`] or anyone else through the
-/// queued [`JobRef`]. The loser of the claim only drops its reference. The allocation is
+/// A fenced worker's `join` cannot push the half it offers onto its own deque (G4) and cannot
+/// count on popping it back from the injector it redirects it to, so that half goes into one of
+/// these: whoever wins its [`Claim`] first runs it, the creator through
+/// [`SharedJob::take_back`] or anyone else through the queued [`JobRef`]. The loser of the claim
+/// only drops its reference. The allocation is
 /// reference-counted because the queued handle may be dropped long after the creator's frame is
 /// gone (when the creator took the job back); by then `func` is `None`, so nothing the closure
 /// borrowed is touched again.

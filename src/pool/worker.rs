@@ -246,7 +246,7 @@ impl WorkerThread {
         seam::redirect(&self.registry, job);
     }
 
-    /// Whether this `join` should queue its B (see `fork`).
+    /// Whether this `join` should queue its A (see `fork`).
     #[inline]
     pub(crate) fn should_fork(&self) -> bool {
         self.forks

@@ -11,7 +11,7 @@
 //! `R = 0`. A scope child (whose closure borrows the scope, so it cannot be a `'static` trait
 //! object) and an external `spawn` wrap the already boxed job's [`JobRef`] instead.
 //!
-//! `join`'s second half is never logged: it lives in its joiner's stack frame (see
+//! A `join`'s queued half is never logged: it lives in its joiner's stack frame (see
 //! the replication protocol's "Stack jobs" in `src/replication/README.md`), and `R = 0` pools log nothing, so they pay nothing.
 
 use std::sync::Arc;
