@@ -14,11 +14,14 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 
+#[path = "common/contender.rs"]
+mod contender;
 #[path = "common/scale_topology.rs"]
 mod scale_topology;
 #[path = "common/scale_workloads.rs"]
 mod scale_workloads;
-use scale_workloads::{CASES, Contender, pools, round};
+use contender::Contender;
+use scale_workloads::{CASES, pools, round};
 
 const SIZES: [usize; 6] = [2, 8, 32, 64, 128, 256];
 const IDLE: Duration = Duration::from_millis(20);

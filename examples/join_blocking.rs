@@ -19,6 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+// Shared with the scale rounds, which use all of it; this example needs no outside spawn and no
+// broadcast.
+#[allow(dead_code)]
+#[path = "../benches/common/contender.rs"]
+mod contender;
+use contender::Contender;
+
 const BLOCK: Duration = Duration::from_millis(20);
 const NEIGHBOUR_TASK: Duration = Duration::from_millis(2);
 const ROUNDS: usize = 11;
@@ -34,77 +41,64 @@ fn spin_for(d: Duration) {
     }
 }
 
-/// One round on a pool, the same code for both through their `install`, `spawn` and `join`:
-/// returns how long the short half waited to start after a worker was free to run it (the join
-/// itself with an idle neighbour, the neighbour's task's end otherwise), or `None` if the round
-/// did not set up
-/// what it measures (the neighbour had finished before the join began: on a 2-CPU VM the two
-/// workers sometimes share one CPU, and the waiting one is descheduled for a whole time slice).
-trait Pool: Sync {
-    fn round(&self, depth: u32, block_in_a: bool, busy_neighbour: bool) -> Option<Duration>;
-}
-
-macro_rules! impl_pool {
-    ($pool:ty, $spawn:path, $join:path) => {
-        impl Pool for $pool {
-            fn round(&self, depth: u32, block_in_a: bool, busy: bool) -> Option<Duration> {
-                /// `depth` joins, each with an empty `a`, around the measured one; returns when
-                /// the measured join began and when its short half started.
-                fn nest(depth: u32, block_in_a: bool) -> (Instant, Instant) {
-                    if depth == 0 {
-                        let t0 = Instant::now();
-                        let short = if block_in_a {
-                            $join(|| std::thread::sleep(BLOCK), Instant::now).1
-                        } else {
-                            $join(Instant::now, || std::thread::sleep(BLOCK)).0
-                        };
-                        (t0, short)
-                    } else {
-                        // An empty `a`, which replicore queues while `b` runs (and rayon runs
-                        // first): it fills replicore's window.
-                        $join(|| (), || nest(depth - 1, block_in_a)).1
-                    }
-                }
-                self.install(|| {
-                    let neighbour_done = Arc::new(std::sync::Mutex::new(None));
-                    if busy {
-                        // Keep the other worker busy for a while; wait until it has started.
-                        let started = Arc::new(AtomicBool::new(false));
-                        let (s, done) = (started.clone(), neighbour_done.clone());
-                        $spawn(move || {
-                            s.store(true, Ordering::Release);
-                            spin_for(NEIGHBOUR_TASK);
-                            *done.lock().unwrap() = Some(Instant::now());
-                        });
-                        let deadline = Instant::now() + Duration::from_secs(5);
-                        while !started.load(Ordering::Acquire) {
-                            assert!(Instant::now() < deadline, "the neighbour never started");
-                            std::thread::yield_now();
-                        }
-                    }
-                    let (t0, short_started) = nest(depth, block_in_a);
-                    let neighbour_done = *neighbour_done.lock().unwrap();
-                    if neighbour_done.is_some_and(|d| d < t0) {
-                        return None;
-                    }
-                    // From when a worker was free to run `b`.
-                    let free = neighbour_done.map_or(t0, |d| d.max(t0));
-                    Some(short_started.saturating_duration_since(free))
-                })
+/// One round on a pool: returns how long the short half waited to start after a worker was free
+/// to run it (the join itself with an idle neighbour, the neighbour's task's end otherwise), or
+/// `None` if the round did not set up what it measures (the neighbour had finished before the
+/// join began: on a 2-CPU VM the two workers sometimes share one CPU, and the waiting one is
+/// descheduled for a whole time slice).
+fn round<P: Contender>(pool: &P, depth: u32, block_in_a: bool, busy: bool) -> Option<Duration> {
+    pool.install(|| {
+        let neighbour_done = Arc::new(std::sync::Mutex::new(None));
+        if busy {
+            // Keep the other worker busy for a while; wait until it has started.
+            let started = Arc::new(AtomicBool::new(false));
+            let (s, done) = (started.clone(), neighbour_done.clone());
+            P::spawn_here(move || {
+                s.store(true, Ordering::Release);
+                spin_for(NEIGHBOUR_TASK);
+                *done.lock().unwrap() = Some(Instant::now());
+            });
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !started.load(Ordering::Acquire) {
+                assert!(Instant::now() < deadline, "the neighbour never started");
+                std::thread::yield_now();
             }
         }
-    };
+        let (t0, short_started) = nest::<P>(depth, block_in_a);
+        let neighbour_done = *neighbour_done.lock().unwrap();
+        if neighbour_done.is_some_and(|d| d < t0) {
+            return None;
+        }
+        // From when a worker was free to run the short half.
+        let free = neighbour_done.map_or(t0, |d| d.max(t0));
+        Some(short_started.saturating_duration_since(free))
+    })
 }
 
-impl_pool!(replicore::ThreadPool, replicore::spawn, replicore::join);
-impl_pool!(rayon::ThreadPool, rayon::spawn, rayon::join);
+/// `depth` joins, each with an empty `a`, around the measured one; returns when the measured join
+/// began and when its short half started.
+fn nest<P: Contender>(depth: u32, block_in_a: bool) -> (Instant, Instant) {
+    if depth == 0 {
+        let t0 = Instant::now();
+        let short = if block_in_a {
+            P::join_here(|| std::thread::sleep(BLOCK), Instant::now).1
+        } else {
+            P::join_here(Instant::now, || std::thread::sleep(BLOCK)).0
+        };
+        (t0, short)
+    } else {
+        // An empty `a`, which replicore queues while `b` runs (and rayon runs first): it fills
+        // replicore's window.
+        P::join_here(|| (), || nest::<P>(depth - 1, block_in_a)).1
+    }
+}
 
-fn median(pool: &dyn Pool, depth: u32, block_in_a: bool, busy: bool) -> Duration {
+fn median<P: Contender>(pool: &P, depth: u32, block_in_a: bool, busy: bool) -> Duration {
     let mut v: Vec<Duration> = (0..ROUNDS * 10)
         .filter_map(|_| {
             // Let every worker go idle (and park) between rounds.
             std::thread::sleep(Duration::from_millis(30));
-            pool.round(depth, block_in_a, busy)
+            round(pool, depth, block_in_a, busy)
         })
         .take(ROUNDS)
         .collect();

@@ -17,11 +17,14 @@
 
 use std::time::Duration;
 
+#[path = "../benches/common/contender.rs"]
+mod contender;
 #[path = "../benches/common/scale_topology.rs"]
 mod scale_topology;
 #[path = "../benches/common/scale_workloads.rs"]
 mod scale_workloads;
-use scale_workloads::{CASES, Contender, pools, round};
+use contender::Contender;
+use scale_workloads::{CASES, pools, round};
 
 /// One round after 50 ms idle.
 fn idle_round<P: Contender>(pool: &P, case: &str) -> Duration {

@@ -1,10 +1,11 @@
 //! The many-worker rounds that `examples/spawn_scale` and the `scale` bench both run, so that
-//! their figures describe the same work: replicore and rayon through one trait, each method the
-//! contender's own call, unwrapped.
+//! their figures describe the same work, on replicore and rayon through [`Contender`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use super::contender::Contender;
 
 /// Tasks per `outside` / `inside` round.
 pub const TASKS: usize = 20_000;
@@ -14,56 +15,6 @@ pub const FIB_N: u32 = 25;
 
 /// The cases, in print order.
 pub const CASES: [&str; 4] = ["outside", "inside", "broadcast", "fib"];
-
-/// What a round asks of a contender.
-pub trait Contender: Sync {
-    /// `spawn` onto the pool from outside it.
-    fn spawn(&self, task: impl FnOnce() + Send + 'static);
-    /// The free `spawn`, called on one of the pool's workers.
-    fn spawn_here(task: impl FnOnce() + Send + 'static);
-    /// The free `join`, called on one of the pool's workers.
-    fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-    where
-        A: FnOnce() -> RA + Send,
-        B: FnOnce() -> RB + Send,
-        RA: Send,
-        RB: Send;
-    fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R;
-    fn broadcast_nothing(&self);
-}
-
-/// The trait for a runtime whose pool type is `$krate::ThreadPool` and whose free functions are
-/// `$krate::{spawn, join}`: replicore and rayon spell them alike.
-macro_rules! contender {
-    ($krate:ident) => {
-        impl Contender for $krate::ThreadPool {
-            fn spawn(&self, task: impl FnOnce() + Send + 'static) {
-                $krate::ThreadPool::spawn(self, task)
-            }
-            fn spawn_here(task: impl FnOnce() + Send + 'static) {
-                $krate::spawn(task)
-            }
-            fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
-            where
-                A: FnOnce() -> RA + Send,
-                B: FnOnce() -> RB + Send,
-                RA: Send,
-                RB: Send,
-            {
-                $krate::join(a, b)
-            }
-            fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
-                $krate::ThreadPool::install(self, op)
-            }
-            fn broadcast_nothing(&self) {
-                $krate::ThreadPool::broadcast(self, |_| ());
-            }
-        }
-    };
-}
-
-contender!(replicore);
-contender!(rayon);
 
 fn wait_for(done: &AtomicUsize, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);

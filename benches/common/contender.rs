@@ -1,0 +1,52 @@
+//! replicore and rayon behind one trait, for the examples and benches that run the same rounds on
+//! both: each method is the runtime's own call, unwrapped.
+
+/// What a round asks of a runtime.
+pub trait Contender: Sync {
+    /// `spawn` onto the pool from outside it.
+    fn spawn(&self, task: impl FnOnce() + Send + 'static);
+    /// The free `spawn`, called on one of the pool's workers.
+    fn spawn_here(task: impl FnOnce() + Send + 'static);
+    /// The free `join`, called on one of the pool's workers.
+    fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send;
+    fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R;
+    fn broadcast_nothing(&self);
+}
+
+/// The trait for a runtime whose pool type is `$krate::ThreadPool` and whose free functions are
+/// `$krate::{spawn, join}`: replicore and rayon spell them alike.
+macro_rules! contender {
+    ($krate:ident) => {
+        impl Contender for $krate::ThreadPool {
+            fn spawn(&self, task: impl FnOnce() + Send + 'static) {
+                $krate::ThreadPool::spawn(self, task)
+            }
+            fn spawn_here(task: impl FnOnce() + Send + 'static) {
+                $krate::spawn(task)
+            }
+            fn join_here<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+            where
+                A: FnOnce() -> RA + Send,
+                B: FnOnce() -> RB + Send,
+                RA: Send,
+                RB: Send,
+            {
+                $krate::join(a, b)
+            }
+            fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+                $krate::ThreadPool::install(self, op)
+            }
+            fn broadcast_nothing(&self) {
+                $krate::ThreadPool::broadcast(self, |_| ());
+            }
+        }
+    };
+}
+
+contender!(replicore);
+contender!(rayon);
