@@ -328,3 +328,51 @@ fn fenced_worker_joins_stay_parallel() {
     assert!(fenced_joins, "this worker was never fenced: {stats:?}");
     assert!(stats.recovery.takeovers >= 1, "{stats:?}");
 }
+
+/// The lease monitor (the backstop that judges every lease, O(workers) per round) rests while
+/// every worker is parked, and still catches a stall as soon as work comes: a one-worker pool
+/// has no neighbour to watch its lease, so only the monitor can take a blocked worker over.
+#[test]
+fn idle_pool_rests_its_monitor_and_wakes_it_for_a_stall() {
+    let lease = Duration::from_millis(20);
+    let pool = ThreadPool::builder()
+        .num_threads(1)
+        .lease(lease)
+        .build()
+        .unwrap();
+    pool.install(|| replicore::join(|| 1, || 2));
+    let rounds = || pool.stats().recovery.monitor_rounds;
+    // While the worker runs or spins, a round comes every quarter lease. Once it is parked there
+    // must be a window of five leases with no round at all (watchdog: 10 s).
+    let t0 = Instant::now();
+    let quiet = loop {
+        let before = rounds();
+        std::thread::sleep(5 * lease);
+        if rounds() == before {
+            break true;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+    };
+    assert!(
+        quiet,
+        "the monitor kept rounding while the pool idled: {:?}",
+        pool.stats()
+    );
+    // A task that blocks for ten leases: the monitor must wake, judge it and take the CPU over.
+    let rested = rounds();
+    let got = pool.install(|| {
+        std::thread::sleep(10 * lease);
+        7
+    });
+    assert_eq!(got, 7);
+    let s = pool.stats();
+    assert!(s.recovery.monitor_rounds > rested, "{s:?}");
+    assert!(
+        s.recovery.takeovers >= 1,
+        "the stall was not taken over: {s:?}"
+    );
+    // And the pool still answers, on its replacement worker.
+    assert_eq!(pool.install(|| replicore::join(|| 3, || 4)), (3, 4));
+}

@@ -29,7 +29,7 @@ pub(crate) mod fork;
 mod generations;
 mod join;
 mod latch;
-mod recovery;
+pub(crate) mod recovery;
 mod registry;
 mod scope;
 mod spawn_handler;

@@ -247,6 +247,7 @@ impl Registry {
             || {
                 self.recovery.monitor_stop.store(true, Ordering::Release);
                 if let Some(m) = monitor {
+                    self.recovery.monitor_nap.ring();
                     m.thread().unpark();
                     let _ = m.join();
                 }
@@ -279,6 +280,8 @@ impl Registry {
     pub(crate) fn terminate(&self) {
         self.terminating.store(true, Ordering::SeqCst);
         self.sleep.wake_all();
+        // The monitor watches the drain (a worker can still stall): no napping through it.
+        self.recovery.monitor_nap.ring();
     }
 
     /// Runs a start or exit handler. A panic in it goes to the panic handler, as a spawned

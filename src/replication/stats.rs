@@ -29,6 +29,7 @@ pub struct ReplicationStats {
     replica_gaps: AtomicU64,
     takeovers_without_replacement: AtomicU64,
     busy_expiries: AtomicU64,
+    monitor_rounds: AtomicU64,
 }
 
 /// A snapshot of a pool's recovery counters: leases, takeovers and replicas
@@ -74,6 +75,10 @@ pub struct RecoveryStats {
     /// no capacity, so it is **not** taken over. Counted once per silence. Always 0 where the OS
     /// gives no view of a thread's state (off Linux): there the lease alone decides.
     pub busy_expiries: u64,
+    /// Rounds of the pool's lease monitor, the backstop thread that judges every lease: one
+    /// per quarter lease while some worker runs, none while every worker is parked (it then
+    /// naps until one wakes, so an idle pool costs no CPU whatever its size).
+    pub monitor_rounds: u64,
 }
 
 impl ReplicationStats {
@@ -95,6 +100,7 @@ impl ReplicationStats {
             replica_gaps: self.replica_gaps.load(Relaxed),
             takeovers_without_replacement: self.takeovers_without_replacement.load(Relaxed),
             busy_expiries: self.busy_expiries.load(Relaxed),
+            monitor_rounds: self.monitor_rounds.load(Relaxed),
         }
     }
 
@@ -152,6 +158,12 @@ impl ReplicationStats {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn record_busy(&self) {
         self.busy_expiries.fetch_add(1, Relaxed);
+    }
+
+    /// A round of the pool's lease monitor.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn record_monitor_round(&self) {
+        self.monitor_rounds.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn record_gap(&self) {

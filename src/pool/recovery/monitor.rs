@@ -7,6 +7,9 @@
 //! gives the workers one more tick (and asks them for help) before it drives itself; when none
 //! is, it drives at once. It never enters a fault plan, and no takeover depends on it alone.
 //!
+//! While every worker is parked it naps (`nap`): an idle pool costs it nothing, whatever its
+//! size. The first worker to leave idle wakes it.
+//!
 //! After `terminate` it keeps watching while the workers drain (a worker can still stall, and a
 //! fenced one may still be running a task), wakes the idle workers every tick so that they see a
 //! fenced worker that crashed for good, and exits once every worker thread has exited: a dropped
@@ -30,6 +33,20 @@ fn tick(lease: Duration) -> Duration {
     (lease / 4).max(Duration::from_micros(250))
 }
 
+/// The longest nap while every worker is parked. A nap ends when a CPU leaves idle
+/// (`nap::MonitorNap::running`), so this is a backstop only: a round a second costs an idle
+/// 256-worker pool a few microseconds of CPU.
+const IDLE_BACKSTOP: Duration = Duration::from_secs(1);
+
+/// Whether the monitor has nothing to look at: no drain under way, no expiry waiting for a
+/// driver, and every CPU's owner idle (parked, not started, or exited). Reads each idle mark
+/// with `SeqCst`, as the nap's hand-shake requires.
+fn all_idle(registry: &Registry) -> bool {
+    !registry.terminating.load(Ordering::SeqCst)
+        && !registry.recovery.takeover_wanted.load(Ordering::SeqCst)
+        && registry.recovery.cpus.iter().all(|cpu| cpu.owner_idle())
+}
+
 /// Starts the monitor thread.
 pub(crate) fn start_monitor(registry: &Arc<Registry>) -> io::Result<JoinHandle<()>> {
     let reg = Arc::clone(registry);
@@ -42,9 +59,17 @@ fn run(registry: Arc<Registry>) {
     let lease = registry.config.lease;
     let n = registry.num_threads();
     while !registry.recovery.monitor_stop.load(Ordering::Acquire) {
-        // Parked rather than slept, so that shutdown can wake it at once instead of waiting out
-        // the tick (a quarter lease). An early wake-up only makes one round come sooner.
-        std::thread::park_timeout(tick(lease));
+        // While every worker is parked there is no lease to judge: nap until one runs. Otherwise
+        // wait a tick, parked rather than slept, so that shutdown can wake the monitor at once
+        // instead of waiting out the tick (a quarter lease). An early wake-up only makes one
+        // round come sooner.
+        if !registry
+            .recovery
+            .monitor_nap
+            .rest(IDLE_BACKSTOP, || all_idle(&registry))
+        {
+            std::thread::park_timeout(tick(lease));
+        }
         if registry.recovery.monitor_stop.load(Ordering::Acquire) {
             break;
         }
@@ -60,6 +85,7 @@ fn run(registry: Arc<Registry>) {
         } else {
             tick(lease)
         };
+        registry.recovery.protocol.record_monitor_round();
         sync_replicas(&registry);
         {
             // One epoch pin for all the lists (see `find_work`): a first pin per list would

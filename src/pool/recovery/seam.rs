@@ -187,18 +187,18 @@ impl Seam {
             }
         }
         self.renew();
-        cpu.clear_idle(epoch);
+        cpu.idle.clear(epoch);
     }
 
     /// Marks the CPU idle for this worker's epoch before it parks: a parked worker has an
     /// empty deque and nothing in hand, so its silent heartbeat is not a stall.
     pub(crate) fn park(&self) {
-        self.cpu().mark_idle(self.epoch());
+        self.cpu().idle.mark(self.epoch());
     }
 
     /// Clears the idle mark set by [`Seam::park`], unless a newer epoch set its own.
     pub(crate) fn unpark(&self) {
-        self.cpu().clear_idle(self.epoch());
+        self.cpu().idle.clear(self.epoch());
     }
 
     /// The worker in `seat` leaves the pool. A fenced worker tells shutdown it is done
@@ -209,7 +209,7 @@ impl Seam {
             registry.threads.retire(seat);
             registry.sleep.wake_all();
         } else {
-            self.cpu().mark_idle(self.epoch());
+            self.cpu().idle.mark(self.epoch());
         }
     }
 
@@ -217,7 +217,7 @@ impl Seam {
     /// owns it; the seat is free again.
     pub(crate) fn hand_back(&self, registry: &Registry, seat: usize) {
         let cpu = self.cpu();
-        cpu.mark_idle(self.epoch());
+        cpu.idle.mark(self.epoch());
         cpu.owner_seat.store(NO_SEAT, Ordering::Release);
         registry.threads.release(seat);
     }

@@ -10,11 +10,12 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use super::judge::Watch;
+use super::nap::{IdleMark, MonitorNap};
 use super::probe::ThreadProbe;
 use super::threads::NO_SEAT;
 use crate::pool::job::Handle;
 use crate::replication::{CpuState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicUsize};
 use crate::sync::{AtomicBits, Mutex};
 
 /// With `R = 0` no worker holds a replica of another, so each CPU is watched by the workers at
@@ -34,10 +35,9 @@ pub(crate) struct CpuRecovery {
     pub(crate) watchers: Box<[usize]>,
     /// The replicas themselves, in the order of `replica_holders`.
     pub(crate) replicas: Box<[Mutex<Replica<Handle>>]>,
-    /// `epoch + 1` while the owner of that epoch is idle: parked (empty deque, nothing in hand),
-    /// not started yet (its start handler runs before its lease starts), or exited at shutdown.
-    /// An idle owner's silent heartbeat is not a stall. 0 while the owner runs.
-    pub(crate) idle: AtomicU64,
+    /// Whether this CPU's owner is idle (parked, not started, or exited): an idle owner's
+    /// silent heartbeat is not a stall, and while every CPU is idle the monitor naps.
+    pub(crate) idle: IdleMark,
     /// The seat of the thread that owns this CPU's current epoch (`threads::NO_SEAT`: none).
     pub(crate) owner_seat: AtomicUsize,
     /// The OS's view of that thread, published by it when its lease starts, with its epoch.
@@ -51,33 +51,10 @@ pub(crate) struct CpuRecovery {
     pub(crate) caller_owned: bool,
 }
 
-/// The [`CpuRecovery::idle`] value that says "the owner of `epoch` is idle".
-fn idle_tag(epoch: u32) -> u64 {
-    u64::from(epoch) + 1
-}
-
 impl CpuRecovery {
     /// Whether the owner of the current epoch is idle (see [`idle`](Self::idle)).
     pub(crate) fn owner_idle(&self) -> bool {
-        self.idle.load(Ordering::SeqCst) == idle_tag(self.core.lease().epoch())
-    }
-
-    /// The owner of `epoch` is idle. The mark only ever grows (`fetch_max`), so an owner fenced
-    /// since its last check cannot hide its successor (a newer epoch) from the watch.
-    pub(crate) fn mark_idle(&self, epoch: u32) {
-        self.idle.fetch_max(idle_tag(epoch), Ordering::SeqCst);
-    }
-
-    /// The owner of `epoch` runs again, unless a newer epoch has set its own mark since.
-    pub(crate) fn clear_idle(&self, epoch: u32) {
-        let _ = self
-            .idle
-            .compare_exchange(idle_tag(epoch), 0, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// A replacement under `epoch` is starting: not judged until its lease begins.
-    pub(crate) fn set_starting(&self, epoch: u32) {
-        self.idle.store(idle_tag(epoch), Ordering::SeqCst);
+        self.idle.is_idle(self.core.lease().epoch())
     }
 
     /// The probe of the thread owning `epoch`, if that thread published one.
@@ -110,6 +87,8 @@ pub(crate) struct RecoveryState {
     pub(crate) protocol: Arc<ReplicationStats>,
     /// Tells the monitor thread to exit.
     pub(crate) monitor_stop: AtomicBool,
+    /// Where the monitor naps while every CPU is idle.
+    pub(crate) monitor_nap: crate::sync::Arc<MonitorNap>,
 }
 
 impl RecoveryState {
@@ -120,6 +99,7 @@ impl RecoveryState {
         let n = holders.len();
         let protocol: Arc<ReplicationStats> = Default::default();
         let now = Instant::now();
+        let monitor_nap = crate::sync::Arc::new(MonitorNap::new());
         let watchers: Vec<Vec<usize>> = (0..n)
             .map(|i| {
                 if holders[i].is_empty() {
@@ -150,7 +130,7 @@ impl RecoveryState {
                         .collect(),
                     replica_holders: holders.into_boxed_slice(),
                     watchers: watchers[i].clone().into_boxed_slice(),
-                    idle: AtomicU64::new(1),
+                    idle: IdleMark::new(crate::sync::Arc::clone(&monitor_nap)),
                     owner_seat: AtomicUsize::new(NO_SEAT),
                     owner_probe: Mutex::new(None),
                     watch: Watch::new(now),
@@ -166,6 +146,7 @@ impl RecoveryState {
             external: Mutex::new(Vec::new()),
             protocol,
             monitor_stop: AtomicBool::new(false),
+            monitor_nap,
         }
     }
 }

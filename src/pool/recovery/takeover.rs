@@ -152,7 +152,7 @@ fn restore_capacity(
     }
     let owner = registry.workers[i].generations.add(deque.stealer());
     // Not judged until its start handler has returned and its lease begins.
-    cpu.set_starting(token.epoch());
+    cpu.idle.set_starting(token.epoch());
     cpu.owner_seat.store(seat, Ordering::Release);
     match registry.start_worker(i, seat, deque, owner, token) {
         Ok(()) => registry.recovery.protocol.record_replacement(),
@@ -165,7 +165,7 @@ fn restore_capacity(
             let _ =
                 cpu.owner_seat
                     .compare_exchange(seat, NO_SEAT, Ordering::AcqRel, Ordering::Acquire);
-            cpu.clear_idle(token.epoch());
+            cpu.idle.clear(token.epoch());
             registry.recovery.protocol.record_without_replacement();
         }
     }
