@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-const KEYS: u64 = 100_000;
+#[path = "common/nr_scale.rs"]
+#[allow(dead_code)] // the scale sweep's rounds; this bench uses the baseline's map type only
+mod nr_scale;
+use nr_scale::{Get, KEYS, NrMap, Put};
 const OPS_PER_THREAD: u64 = 50_000;
 const MIXES: [u64; 3] = [0, 10, 100];
 const THREADS: [usize; 2] = [1, 2];
@@ -72,35 +75,6 @@ fn prefilled() -> HashMap<u64, u64> {
     (0..KEYS).map(|k| (k, k)).collect()
 }
 
-/// node-replication 0.1.1's hash map.
-struct NrHashMap(HashMap<u64, u64>);
-
-#[derive(Clone, Debug, PartialEq)]
-enum NrWrite {
-    Put(u64, u64),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum NrRead {
-    Get(u64),
-}
-
-impl node_replication::Dispatch for NrHashMap {
-    type ReadOperation = NrRead;
-    type WriteOperation = NrWrite;
-    type Response = Option<u64>;
-    fn dispatch(&self, op: NrRead) -> Option<u64> {
-        match op {
-            NrRead::Get(k) => self.0.get(&k).copied(),
-        }
-    }
-    fn dispatch_mut(&mut self, op: NrWrite) -> Option<u64> {
-        match op {
-            NrWrite::Put(k, v) => self.0.insert(k, v),
-        }
-    }
-}
-
 fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bool) {
     let mut g = c.benchmark_group(format!("nr_hashmap/{label}"));
     g.sample_size(10).warm_up_time(Duration::from_millis(300));
@@ -130,13 +104,13 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
             });
             drop(ours);
 
-            let log = Arc::new(node_replication::Log::<NrWrite>::new(2 * 1024 * 1024));
+            let log = Arc::new(node_replication::Log::<Put>::new(2 * 1024 * 1024));
             // node-replication 0.1.1 stalls when a replica has no thread (its log cannot be
             // reclaimed), so it gets only as many replicas as there are threads.
             let replicas: Vec<_> = nodes
                 .iter()
                 .take(threads)
-                .map(|_| node_replication::Replica::with_data(&log, NrHashMap(init.clone())))
+                .map(|_| node_replication::Replica::with_data(&log, NrMap(init.clone())))
                 .collect();
             g.bench_function(id("node-replication-0.1.1"), |b| {
                 b.iter_custom(|iters| {
@@ -149,9 +123,9 @@ fn bench_topology(c: &mut Criterion, label: &str, topo: &Topology, baselines: bo
                                 return;
                             };
                             if w {
-                                std::hint::black_box(r.execute_mut(NrWrite::Put(k, k + 1), tok));
+                                std::hint::black_box(r.execute_mut(Put(k, k + 1), tok));
                             } else {
-                                std::hint::black_box(r.execute(NrRead::Get(k), tok));
+                                std::hint::black_box(r.execute(Get(k), tok));
                             }
                         })
                     })

@@ -9,13 +9,24 @@
 //! `examples/spawn_scale`), ids `replicore/<workers>` and `rayon/<workers>`. Each timed round
 //! starts after 20 ms idle, so that every worker has parked: what is measured includes waking
 //! them. The sleep is not timed.
+//!
+//! Group `scale_nr`: the node-replication map (`benches/common/nr_scale.rs`) on `numa:N core:C`
+//! for N = 1, 2, 4, 8 nodes and C = 1, 2 threads per node, at 0% writes and at 10% writes
+//! chosen at random or in lockstep; ids `<contender>/w<write %>-<random|lockstep>/<N>x<C>`,
+//! contenders `replicore`, `node-replication-0.1.1` and `parking_lot-rwlock`. One filter for one
+//! cell: `cargo bench --bench scale -- --noplot "scale_nr/.*/w10-random/4x2"`.
 
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 
 #[path = "common/contender.rs"]
 mod contender;
+#[path = "common/nr_scale.rs"]
+#[allow(dead_code)] // `Cell::label` is for bench_report's tables
+mod nr_scale;
 #[path = "common/scale_topology.rs"]
 mod scale_topology;
 #[path = "common/scale_workloads.rs"]
@@ -56,5 +67,50 @@ fn scale(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, scale);
+/// Map operations per thread per iteration of a `scale_nr` benchmark.
+const NR_OPS: u64 = 10_000;
+
+fn scale_nr(c: &mut Criterion) {
+    use nr_scale::{CONTENDERS, Cell, Maps, Writes};
+    let mut g = c.benchmark_group("scale_nr");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(1));
+    for nodes in [1, 2, 4, 8] {
+        for threads_per_node in [1, 2] {
+            for (write_pct, writes) in [
+                (0, Writes::Random),
+                (10, Writes::Random),
+                (10, Writes::Lockstep),
+            ] {
+                let cell = Cell {
+                    nodes,
+                    threads_per_node,
+                    write_pct,
+                    writes,
+                };
+                let maps = Maps::new(cell);
+                let mode = if writes == Writes::Random {
+                    "random"
+                } else {
+                    "lockstep"
+                };
+                g.throughput(Throughput::Elements(NR_OPS * cell.threads() as u64));
+                for which in CONTENDERS {
+                    let id = BenchmarkId::new(
+                        format!("{which}/w{write_pct}-{mode}"),
+                        format!("{nodes}x{threads_per_node}"),
+                    );
+                    g.bench_function(id, |b| {
+                        b.iter_custom(|iters| maps.round(which, iters * NR_OPS))
+                    });
+                }
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, scale, scale_nr);
 criterion_main!(benches);

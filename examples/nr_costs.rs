@@ -10,7 +10,7 @@
 //! parked time does not).
 //!
 //! ```text
-//! cargo run --release --example nr_costs -- <replicore|replicore-helper|replicore-token|nr|rwlock> <write %> <threads> [nodes]
+//! cargo run --release --example nr_costs -- <replicore|replicore-helper|replicore-token|nr|rwlock> <write %> <threads> [nodes] [cores per node]
 //! cargo run --release --example nr_costs            # every contender at 0/10/100% × 1/2 threads
 //! ```
 
@@ -24,30 +24,13 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const KEYS: u64 = 100_000;
+#[path = "../benches/common/nr_scale.rs"]
+#[allow(dead_code)] // the sweep's rounds; this probe uses the baseline's map type only
+mod nr_scale;
+use nr_scale::{Get, KEYS, NrMap, Put};
+
 const OPS: u64 = 2_000_000;
 const RUNS: usize = 15;
-
-/// node-replication 0.1.1's view of the same map.
-struct NrMap(HashMap<u64, u64>);
-
-#[derive(Clone, Debug, PartialEq)]
-struct Put(u64, u64);
-
-#[derive(Clone, Debug, PartialEq)]
-struct Get(u64);
-
-impl node_replication::Dispatch for NrMap {
-    type ReadOperation = Get;
-    type WriteOperation = Put;
-    type Response = Option<u64>;
-    fn dispatch(&self, Get(k): Get) -> Option<u64> {
-        self.0.get(&k).copied()
-    }
-    fn dispatch_mut(&mut self, Put(k, v): Put) -> Option<u64> {
-        self.0.insert(k, v)
-    }
-}
 
 /// This thread's CPU time so far, in ns, or 0 where the kernel does not say.
 fn thread_cpu_ns() -> u64 {
@@ -179,8 +162,8 @@ fn run_once(which: &str, write_pct: u64, threads: usize, topo: &Topology) -> (Du
     (start.elapsed(), cpu.into_inner())
 }
 
-fn report(which: &str, write_pct: u64, threads: usize, nodes: usize) {
-    let topo = Topology::synthetic(nodes, 1, 1).expect("nodes must be at least 1");
+fn report(which: &str, write_pct: u64, threads: usize, nodes: usize, cores: usize) {
+    let topo = Topology::synthetic(nodes, cores, 1).expect("nodes and cores must be at least 1");
     let (mut wall, mut cpu) = (Duration::MAX, u64::MAX);
     for _ in 0..RUNS {
         let (w, c) = run_once(which, write_pct, threads, &topo);
@@ -189,7 +172,7 @@ fn report(which: &str, write_pct: u64, threads: usize, nodes: usize) {
     }
     let ops = (OPS * threads as u64) as f64;
     println!(
-        "{which:>9} w{write_pct:<3} t{threads} nodes {nodes}: {:6.1} M ops/s, {:5.1} CPU ns/op",
+        "{which:>9} w{write_pct:<3} t{threads} numa:{nodes} core:{cores}: {:6.1} M ops/s, {:5.1} CPU ns/op",
         ops / wall.as_secs_f64() / 1e6,
         cpu as f64 / ops
     );
@@ -201,18 +184,22 @@ fn main() {
         let nodes = rest
             .first()
             .map_or(1, |n| n.parse().expect("nodes: a number"));
+        let cores = rest
+            .get(1)
+            .map_or(1, |n| n.parse().expect("cores per node: a number"));
         report(
             which,
             write_pct.parse().expect("write %: a number"),
             threads.parse().expect("threads: a number"),
             nodes,
+            cores,
         );
         return;
     }
     for write_pct in [0, 10, 100] {
         for threads in [1, 2] {
             for which in ["replicore", "nr", "rwlock"] {
-                report(which, write_pct, threads, 1);
+                report(which, write_pct, threads, 1, 1);
             }
         }
     }

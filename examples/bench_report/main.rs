@@ -1,4 +1,6 @@
-//! Scaling sweeps of the pool and of node replication against rayon, tokio, a lock and dashmap, written as SVG plots and a markdown summary.
+//! Scaling sweeps of the pool and of node replication against rayon, tokio, a lock and dashmap, written as SVG plots and a markdown summary;
+//! and the scale sweep (the pool against rayon up to 256 workers, the replicated map against
+//! node-replication 0.1.1 and a RwLock up to 8 synthetic nodes), as ratio plots.
 //!
 //! Run: `cargo run --release --example bench_report [-- --quick] [-- --out DIR]`.
 //!
@@ -10,6 +12,17 @@
 mod nr;
 mod plot;
 mod pool;
+mod scale;
+
+// The scale sweep runs the `scale` bench's rounds, defined once under `benches/common/`.
+#[path = "../../benches/common/contender.rs"]
+mod contender;
+#[path = "../../benches/common/nr_scale.rs"]
+mod nr_scale;
+#[path = "../../benches/common/scale_topology.rs"]
+mod scale_topology;
+#[path = "../../benches/common/scale_workloads.rs"]
+mod scale_workloads;
 
 use replicore::Topology;
 use std::error::Error;
@@ -81,11 +94,16 @@ pub fn rate_median(
     mut f: impl FnMut() -> Result<(f64, f64), Box<dyn Error>>,
 ) -> Result<f64, Box<dyn Error>> {
     f()?;
-    let mut rates: Vec<f64> = (0..reps)
+    let rates: Vec<f64> = (0..reps)
         .map(|_| f().map(|(work, secs)| work / secs.max(1e-9)))
         .collect::<Result<_, _>>()?;
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    Ok(median(rates))
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Times `f`, which returns the work it did.
@@ -228,6 +246,25 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
     let node_counts = [1, 2, 4];
     let node_threads = cpus.max(4);
     let by_nodes = nr::node_sweeps(s, &node_counts, node_threads)?;
+    let pool_scale = scale::pool_sweep(s)?;
+    let [nr_scale_vs_nr, nr_scale_vs_rw] = scale::nr_sweeps(s)?;
+    let ratio_charts = [
+        ("scale_pool.svg", &pool_scale),
+        ("scale_nr_vs_node_replication.svg", &nr_scale_vs_nr),
+        ("scale_nr_vs_rwlock.svg", &nr_scale_vs_rw),
+    ];
+    for (name, sweep) in &ratio_charts {
+        plot::draw_ratios(
+            &s.out.join(name),
+            &plot::RatioChart {
+                title: &sweep.title,
+                x_desc: &sweep.x_desc,
+                y_desc: &sweep.y_desc,
+                xs: &sweep.xs,
+                series: &sweep.series,
+            },
+        )?;
+    }
 
     let cpu_marker = Some((cpus, format!("{cpus} CPUs on this machine")));
     let mut files = Vec::new();
@@ -327,6 +364,23 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
         );
         let _ = writeln!(md, "Unit: {}.\n", sweep.y_desc);
     }
+    let _ = writeln!(
+        md,
+        "## Scale\n\nThe `scale` bench's rounds (`cargo bench --bench scale`), as ratios of \
+         medians over alternating rounds. Every pool round starts after {} ms idle, so it \
+         includes waking parked workers. With more workers (or map threads) than CPUs the \
+         threads take turns on the CPUs: these ratios show what a wake-up, a search, a park or \
+         a combiner hand-off costs when threads wait for a CPU, not how a machine with that many \
+         hardware threads scales; synthetic nodes share one memory and one cache.\n",
+        scale::IDLE.as_millis()
+    );
+    for (name, sweep) in &ratio_charts {
+        let _ = writeln!(
+            md,
+            "### {}\n\n![{}]({name})\n\n{}\n",
+            sweep.title, sweep.title, sweep.table
+        );
+    }
     let summary = s.out.join("summary.md");
     std::fs::write(&summary, &md)
         .map_err(|e| format!("cannot write {}: {e}", summary.display()))?;
@@ -334,7 +388,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
     println!(
         "wrote {} and {} SVG plot(s) in {:.1} s",
         summary.display(),
-        files.len(),
+        files.len() + ratio_charts.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,0 +1,223 @@
+//! The node-replication rounds of the scale sweep, shared by the `scale` bench and
+//! `bench_report`: a pre-filled map of 100k `u64` keys on `numa:N core:C` (C threads per
+//! node, N*C threads, thread `t` on node `t % N`), replicore's `ReplicatedHashMap` against
+//! node-replication 0.1.1 and `parking_lot::RwLock<HashMap>`.
+//!
+//! Writes are chosen at random (`x % 100 < write %` on each thread's own key stream) or in
+//! lockstep (every thread writes on the same iterations, one in `100 / write %`), which makes
+//! every node's combiner and every replica busy at the same moment.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use replicore::Topology;
+use replicore::nr::{NrConfig, ReplicatedHashMap};
+
+/// Keys in the map, all present from the start; writes overwrite, so its size never changes.
+pub const KEYS: u64 = 100_000;
+
+/// node-replication 0.1.1's view of the map.
+pub struct NrMap(pub HashMap<u64, u64>);
+
+/// node-replication 0.1.1's write: insert `(key, value)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Put(pub u64, pub u64);
+
+/// node-replication 0.1.1's read: get `key`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Get(pub u64);
+
+impl node_replication::Dispatch for NrMap {
+    type ReadOperation = Get;
+    type WriteOperation = Put;
+    type Response = Option<u64>;
+    fn dispatch(&self, Get(k): Get) -> Option<u64> {
+        self.0.get(&k).copied()
+    }
+    fn dispatch_mut(&mut self, Put(k, v): Put) -> Option<u64> {
+        self.0.insert(k, v)
+    }
+}
+
+/// How writes fall among a thread's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Each op is a write with probability `write %`, per thread.
+    Random,
+    /// Every thread writes on the same iterations.
+    Lockstep,
+}
+
+/// One cell of the sweep.
+#[derive(Clone, Copy, Debug)]
+pub struct Cell {
+    pub nodes: usize,
+    pub threads_per_node: usize,
+    pub write_pct: u64,
+    pub writes: Writes,
+}
+
+impl Cell {
+    pub fn threads(&self) -> usize {
+        self.nodes * self.threads_per_node
+    }
+
+    /// `numa:N core:C pu:1`.
+    pub fn spec(&self) -> String {
+        format!("numa:{} core:{} pu:1", self.nodes, self.threads_per_node)
+    }
+
+    /// A short label: `w10 random 2/node`.
+    pub fn label(&self) -> String {
+        let writes = match self.writes {
+            Writes::Random => "random",
+            Writes::Lockstep => "lockstep",
+        };
+        format!(
+            "w{} {writes} {}/node",
+            self.write_pct, self.threads_per_node
+        )
+    }
+}
+
+/// The three maps of one cell, each pre-filled with the same keys.
+pub struct Maps {
+    cell: Cell,
+    topo: Topology,
+    replicore: ReplicatedHashMap<u64, u64>,
+    nr_replicas: Vec<Arc<node_replication::Replica<'static, NrMap>>>,
+    rwlock: parking_lot::RwLock<HashMap<u64, u64>>,
+}
+
+/// The contenders, in report order (replicore first).
+pub const CONTENDERS: [&str; 3] = ["replicore", "node-replication-0.1.1", "parking_lot-rwlock"];
+
+impl Maps {
+    pub fn new(cell: Cell) -> Self {
+        let topo: Topology = cell.spec().parse().expect("a valid synthetic topology");
+        let init: HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
+        let replicore = ReplicatedHashMap::with_contents(&topo, NrConfig::default(), &init)
+            .expect("a replicated map");
+        // One node-replication replica per node, as replicore has; every node has threads, so
+        // none of them stalls its log.
+        let log = Arc::new(node_replication::Log::<Put>::new(2 * 1024 * 1024));
+        let nr_replicas = (0..cell.nodes)
+            .map(|_| node_replication::Replica::with_data(&log, NrMap(init.clone())))
+            .collect();
+        Maps {
+            cell,
+            topo,
+            replicore,
+            nr_replicas,
+            rwlock: parking_lot::RwLock::new(init),
+        }
+    }
+
+    /// One round of `ops` operations per thread on contender `which` (one of [`CONTENDERS`]):
+    /// the time from the common start to the last thread's finish.
+    pub fn round(&self, which: &str, ops: u64) -> Duration {
+        let cell = self.cell;
+        let nodes = self.topo.nodes();
+        match which {
+            "replicore" => drive(cell, ops, |t| {
+                let h = self.replicore.register(nodes[t % nodes.len()]).unwrap();
+                move |k, w| {
+                    if w {
+                        black_box(h.insert(k, k + 1));
+                    } else {
+                        black_box(h.get(&k));
+                    }
+                }
+            }),
+            "node-replication-0.1.1" => {
+                // node-replication 0.1.1 needs every replica to keep syncing while others still
+                // write (a full log waits for the slowest replica), so finished threads sync
+                // until all are done; `drive` stops the clock at the last finish.
+                let running = AtomicUsize::new(cell.threads());
+                drive(cell, ops, |t| {
+                    let r = &self.nr_replicas[t % self.nr_replicas.len()];
+                    let tok = r.register().expect("a node-replication token");
+                    let running = &running;
+                    let mut left = ops;
+                    move |k, w| {
+                        if w {
+                            black_box(r.execute_mut(Put(k, k + 1), tok));
+                        } else {
+                            black_box(r.execute(Get(k), tok));
+                        }
+                        left -= 1;
+                        if left == 0 {
+                            running.fetch_sub(1, Ordering::AcqRel);
+                            while running.load(Ordering::Acquire) > 0 {
+                                r.sync(tok);
+                            }
+                        }
+                    }
+                })
+            }
+            "parking_lot-rwlock" => drive(cell, ops, |_| {
+                move |k, w| {
+                    if w {
+                        black_box(self.rwlock.write().insert(k, k + 1));
+                    } else {
+                        black_box(self.rwlock.read().get(&k).copied());
+                    }
+                }
+            }),
+            other => panic!("unknown contender {other}; one of {CONTENDERS:?}"),
+        }
+    }
+}
+
+/// Runs `cell.threads()` threads of `ops` operations each, released by one barrier; `make(t)`
+/// builds thread `t`'s operation (registering with a replica) before the barrier. Returns the
+/// time from the earliest start to the latest finish, each stamped by its own thread.
+fn drive<'a, F, Op>(cell: Cell, ops: u64, make: F) -> Duration
+where
+    F: Fn(usize) -> Op + Sync,
+    Op: FnMut(u64, bool) + 'a,
+{
+    let threads = cell.threads();
+    let barrier = Barrier::new(threads);
+    let every = 100 / cell.write_pct.max(1);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, make) = (&barrier, &make);
+                s.spawn(move || {
+                    let mut op = make(t);
+                    let mut x = 0x9E37_79B9_7F4A_7C15u64
+                        ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                    barrier.wait();
+                    let start = Instant::now();
+                    for i in 0..ops {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let write = match cell.writes {
+                            Writes::Random => x % 100 < cell.write_pct,
+                            Writes::Lockstep => cell.write_pct > 0 && i % every == 0,
+                        };
+                        op(x % KEYS, write);
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("at least one thread");
+    let last = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("at least one thread");
+    last - first
+}
