@@ -65,7 +65,7 @@ fn hungry_worker(pool: &Pool) {
             break;
         }
         if !counted {
-            pool.hunger.hungry();
+            pool.hunger.hungry(1);
             counted = true;
         }
         let token = pool.sleep.get_sleepy();
@@ -75,7 +75,7 @@ fn hungry_worker(pool: &Pool) {
         pool.sleep.sleep(1, token, None);
     }
     if counted {
-        pool.hunger.fed();
+        pool.hunger.fed(1);
     }
 }
 
@@ -105,7 +105,7 @@ fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
             let job_a = StackJob::new(a, ProbeLatch(SleepLatch::new()));
             // SAFETY: `job_a` outlives its handle: we pop it back or wait for its latch.
             *pool.deque.job.lock().unwrap() = Some(unsafe { job_a.as_job_ref() });
-            pool.sleep.new_local_work();
+            pool.sleep.new_local_work(|| pool.hunger.count());
             // B: nothing.
             if pool.deque.take().is_some() {
                 // SAFETY: the claim we won makes us A's only user.
@@ -128,7 +128,7 @@ fn owner_joins(pool: &Pool, runs: &Arc<AtomicUsize>) -> (usize, bool) {
 
 fn run(hungry_first: bool) {
     let pool = Arc::new(Pool {
-        hunger: Hunger::new(),
+        hunger: Hunger::new(3),
         sleep: Sleep::new(2),
         deque: Deque {
             job: loom::sync::Mutex::new(None),
@@ -138,7 +138,7 @@ fn run(hungry_first: bool) {
     });
     if hungry_first {
         // A third worker already searched and found nothing: the join must fork.
-        pool.hunger.hungry();
+        pool.hunger.hungry(2);
     }
     let runs = Arc::new(AtomicUsize::new(0));
     let thief = {
@@ -152,7 +152,7 @@ fn run(hungry_first: bool) {
             forked,
             "within {LOOK_EVERY} joins, one sees the hungry worker and forks"
         );
-        pool.hunger.fed();
+        pool.hunger.fed(2);
     }
     assert_eq!(
         runs.load(Ordering::Relaxed),

@@ -34,7 +34,7 @@ use std::cell::Cell;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Tasks a worker keeps on its deque before a `join` may run as plain calls.
 pub const FORK_WINDOW: usize = 3;
@@ -58,26 +58,53 @@ pub const LOOK_EVERY: u32 = 8;
 /// halves itself; and a hungry worker that parks is woken by the fork's push
 /// (`Sleep::new_local_work`), or, if it missed that, by the next one.
 ///
+/// The same count, less the parked workers, is how many workers are awake and searching: a
+/// fork's push wakes a sleeper only when there are none (see `WorkerThread::push_unfenced`).
+///
+/// Each position has its own mark, so that the count never keeps a worker that will not come
+/// back: a takeover clears the mark of the CPU it fences ([`fed`](Self::fed) from the driver),
+/// and the old owner's own `fed`, if it ever resumes, then finds the mark clear and changes
+/// nothing.
+///
 /// Internal; exported only under `--cfg loom` for the model checker.
-#[derive(Debug, Default)]
+///
+/// ```
+/// use replicore::__protocol::Hunger;
+/// let h = Hunger::new(4);
+/// h.hungry(2);
+/// h.hungry(2); // marks, not counts: the same worker twice is one hungry worker
+/// assert_eq!(h.count(), 1);
+/// h.fed(2); // say, a takeover fenced position 2 while its worker was stuck mid-search
+/// h.fed(2); // the old worker resumes and finds work: nothing left to take back
+/// assert_eq!(h.count(), 0);
+/// ```
+#[derive(Debug)]
 pub struct Hunger {
     hungry: CachePadded<AtomicU64>,
+    marks: Box<[AtomicBool]>,
 }
 
 impl Hunger {
-    /// Nobody hungry.
-    pub fn new() -> Hunger {
-        Hunger::default()
+    /// Nobody hungry, among `workers` positions.
+    pub fn new(workers: usize) -> Hunger {
+        Hunger {
+            hungry: CachePadded::new(AtomicU64::new(0)),
+            marks: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+        }
     }
 
-    /// A worker found no work: counts it until [`fed`](Self::fed).
-    pub fn hungry(&self) {
-        self.hungry.fetch_add(1, Ordering::Relaxed);
+    /// The worker at `position` found no work: counts it until [`fed`](Self::fed).
+    pub fn hungry(&self, position: usize) {
+        if !self.marks[position].swap(true, Ordering::Relaxed) {
+            self.hungry.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// A hungry worker found work, or stopped waiting.
-    pub fn fed(&self) {
-        self.hungry.fetch_sub(1, Ordering::Relaxed);
+    /// The worker at `position` found work or stopped waiting, or its CPU was taken over.
+    pub fn fed(&self, position: usize) {
+        if self.marks[position].swap(false, Ordering::Relaxed) {
+            self.hungry.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// How many workers are hungry (relaxed: a hint).
@@ -124,7 +151,7 @@ mod tests {
 
     #[test]
     fn forks_while_the_deque_is_short_then_on_the_beat() {
-        let (w, h) = (ForkWindow::new(), Hunger::new());
+        let (w, h) = (ForkWindow::new(), Hunger::new(2));
         assert!((0..FORK_WINDOW).all(|queued| w.should_fork(queued, &h)));
         let forks = (0..10 * FORK_EVERY)
             .filter(|_| w.should_fork(FORK_WINDOW, &h))
@@ -134,10 +161,10 @@ mod tests {
 
     #[test]
     fn a_hungry_worker_is_seen_within_eight_joins_and_then_every_join_forks() {
-        let (w, h) = (ForkWindow::new(), Hunger::new());
+        let (w, h) = (ForkWindow::new(), Hunger::new(2));
         let forks = |n: u32| (0..n).filter(|_| w.should_fork(FORK_WINDOW, &h)).count();
         assert_eq!(forks(LOOK_EVERY * 4), 0, "nobody hungry: plain calls only");
-        h.hungry();
+        h.hungry(1);
         assert_eq!(h.count(), 1);
         // The next looking join forks; the first join after a fork looks again, so while the
         // worker stays hungry every join forks.
@@ -151,7 +178,7 @@ mod tests {
             LOOK_EVERY as usize,
             "then every join looks, and forks"
         );
-        h.fed();
+        h.fed(1);
         assert_eq!(
             forks(1),
             0,

@@ -175,7 +175,7 @@ impl Registry {
             fifo: FifoQueues::new(n),
             recovery: RecoveryState::new(holders, config.use_current_thread),
             sleep: Sleep::new(n + config.max_spare_threads),
-            hunger: Hunger::new(),
+            hunger: Hunger::new(n),
             threads: Threads::new(n + config.max_spare_threads),
             workers,
             injectors: (0..nodes.len())

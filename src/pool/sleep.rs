@@ -164,15 +164,21 @@ impl Sleep {
 
     /// A worker pushed onto its own deque. It will run the task itself if no one steals it, so a
     /// missed wake-up only costs parallelism; this costs one plain load when nobody is idle.
+    ///
+    /// `hungry()` is how many workers are hungry (`fork::Hunger`: searching without success,
+    /// or parked). Those that are not parked are searching and one of them will find the task,
+    /// so a sleeper is woken only when there are none: one wake-up per task that no awake
+    /// worker is there to take, not one per push. (With hundreds of parked workers, a park and
+    /// an unpark per fork was most of a fork-join computation's time.)
     #[inline]
-    pub fn new_local_work(&self) {
+    pub fn new_local_work(&self, hungry: impl FnOnce() -> u64) {
         let s = self.state.load(Ordering::Relaxed);
         // Only a sleepy counter (odd: someone is about to park) or a sleeper needs the slow path;
         // the counter's other bits are just history, so testing `s != 0` would take it on every
         // push once any worker had ever slept.
         if s & (JEC_ONE | SLEEPER_MASK) != 0 {
             let s = self.bump_if_sleepy(s);
-            if sleepers(s) > 0 {
+            if sleepers(s) > 0 && hungry() <= sleepers(s) {
                 self.wake_any();
             }
         }

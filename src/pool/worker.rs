@@ -264,7 +264,9 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn push_unfenced(&self, job: JobRef) {
         self.deque.push(job);
-        self.registry.sleep.new_local_work();
+        self.registry
+            .sleep
+            .new_local_work(|| self.registry.hunger.count());
     }
 
     /// Pushes a heap job (`spawn`, a scope child) onto this worker's own deque. With replication
@@ -280,7 +282,9 @@ impl WorkerThread {
         if detached {
             self.registry.sleep.new_injected_work();
         } else {
-            self.registry.sleep.new_local_work();
+            self.registry
+                .sleep
+                .new_local_work(|| self.registry.hunger.count());
         }
     }
 
@@ -414,7 +418,7 @@ impl WorkerThread {
     /// queue first.
     fn wait_for(&self, latch: Option<&SleepLatch>, done: impl Fn() -> bool) {
         let sleep = &self.registry.sleep;
-        let mut hunger = HungerMark::new(&self.registry.hunger);
+        let mut hunger = HungerMark::new(&self.registry.hunger, self.index);
         let mut idle_rounds = 0;
         loop {
             if latch.is_some() && done() {
@@ -649,16 +653,19 @@ fn found(steal: Steal<JobRef>, retry: &mut bool) -> Option<JobRef> {
 }
 
 /// Counts a waiting worker hungry (see `fork`) from its [`HUNGRY_AFTER`]th failed search until it
-/// finds work or stops waiting.
+/// finds work or stops waiting. `marked` mirrors the position's mark in [`Hunger`] so that the
+/// shared mark is touched only on a change.
 struct HungerMark<'a> {
     hunger: &'a Hunger,
+    position: usize,
     marked: bool,
 }
 
 impl<'a> HungerMark<'a> {
-    fn new(hunger: &'a Hunger) -> Self {
+    fn new(hunger: &'a Hunger, position: usize) -> Self {
         HungerMark {
             hunger,
+            position,
             marked: false,
         }
     }
@@ -667,7 +674,7 @@ impl<'a> HungerMark<'a> {
     fn hungry(&mut self) {
         if !self.marked {
             self.marked = true;
-            self.hunger.hungry();
+            self.hunger.hungry(self.position);
         }
     }
 
@@ -675,7 +682,7 @@ impl<'a> HungerMark<'a> {
     fn fed(&mut self) {
         if self.marked {
             self.marked = false;
-            self.hunger.fed();
+            self.hunger.fed(self.position);
         }
     }
 }

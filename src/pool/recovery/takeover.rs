@@ -76,6 +76,9 @@ impl Recovery<Handle> for PoolRecovery<'_> {
         if old != NO_SEAT {
             self.registry.threads.mark_fenced(old);
         }
+        // The old owner may have stopped for good mid-search (a crash): it must not count as a
+        // searching worker forever, or forks would stop waking sleepers (see `fork::Hunger`).
+        self.registry.hunger.fed(self.cpu);
     }
 
     fn reoffer(&self, tasks: Vec<Handle>) {
