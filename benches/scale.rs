@@ -13,7 +13,8 @@
 //! Group `scale_nr`: the node-replication map (`benches/common/nr_scale.rs`) on `numa:N core:C`
 //! for N = 1, 2, 4, 8 nodes and C = 1, 2 threads per node, at 0% writes and at 10% writes
 //! chosen at random or in lockstep; ids `<contender>/w<write %>-<random|lockstep>/<N>x<C>`,
-//! contenders `replicore`, `node-replication-0.1.1` and `parking_lot-rwlock`. One filter for one
+//! contenders `replicore`, `node-replication-0.1.1` (one thread per node only: see
+//! `benches/common/nr_scale.rs`) and `parking_lot-rwlock`. One filter for one
 //! cell: `cargo bench --bench scale -- --noplot "scale_nr/.*/w10-random/4x2"`.
 
 use std::time::Duration;
@@ -71,7 +72,7 @@ fn scale(c: &mut Criterion) {
 const NR_OPS: u64 = 10_000;
 
 fn scale_nr(c: &mut Criterion) {
-    use nr_scale::{CONTENDERS, Cell, Maps, Writes};
+    use nr_scale::{Cell, Maps, Writes};
     let mut g = c.benchmark_group("scale_nr");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
@@ -97,7 +98,7 @@ fn scale_nr(c: &mut Criterion) {
                     "lockstep"
                 };
                 g.throughput(Throughput::Elements(NR_OPS * cell.threads() as u64));
-                for which in CONTENDERS {
+                for &which in cell.contenders() {
                     let id = BenchmarkId::new(
                         format!("{which}/w{write_pct}-{mode}"),
                         format!("{nodes}x{threads_per_node}"),

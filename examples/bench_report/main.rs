@@ -2,7 +2,8 @@
 //! and the scale sweep (the pool against rayon up to 256 workers, the replicated map against
 //! node-replication 0.1.1 and a RwLock up to 8 synthetic nodes), as ratio plots.
 //!
-//! Run: `cargo run --release --example bench_report [-- --quick] [-- --out DIR]`.
+//! Run: `cargo run --release --example bench_report [-- --quick] [-- --scale] [-- --out DIR]`;
+//! `--scale` runs the scale sweep only.
 //!
 //! This is a report, not criterion: each point is the median throughput of a few wall-clock
 //! repetitions, after one untimed warm-up. `--quick` (for CI) uses fewer and shorter
@@ -34,6 +35,8 @@ use std::time::Instant;
 /// How long and how often every point is measured.
 pub struct Settings {
     quick: bool,
+    /// Only the scale sweep (`--scale`).
+    scale_only: bool,
     /// Timed repetitions per point (the median is reported).
     reps: usize,
     /// fib runs per repetition.
@@ -47,15 +50,17 @@ pub struct Settings {
 
 fn parse_args() -> Result<Settings, String> {
     let mut quick = false;
+    let mut scale_only = false;
     let mut out = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--scale" => scale_only = true,
             "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?)),
             other => {
                 return Err(format!(
-                    "unknown argument `{other}`; allowed: --quick (short CI run), --out DIR (default target/replicore-report)"
+                    "unknown argument `{other}`; allowed: --quick (short CI run), --scale (the scale sweep only), --out DIR (default target/replicore-report)"
                 ));
             }
         }
@@ -69,6 +74,7 @@ fn parse_args() -> Result<Settings, String> {
     Ok(if quick {
         Settings {
             quick,
+            scale_only,
             reps: 3,
             fib_runs: 3,
             spawns: 10_000,
@@ -78,6 +84,7 @@ fn parse_args() -> Result<Settings, String> {
     } else {
         Settings {
             quick,
+            scale_only,
             reps: 5,
             fib_runs: 10,
             spawns: 10_000,
@@ -241,11 +248,28 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
         if s.quick { " --quick" } else { "" },
         machine.num_nodes()
     );
-    let (fib, spawn) = pool::sweeps(s, &threads)?;
-    let by_threads = nr::thread_sweeps(s, &topo, &threads)?;
     let node_counts = [1, 2, 4];
     let node_threads = cpus.max(4);
-    let by_nodes = nr::node_sweeps(s, &node_counts, node_threads)?;
+    let mut sweeps = Vec::new();
+    if !s.scale_only {
+        let (fib, spawn) = pool::sweeps(s, &threads)?;
+        sweeps.push(("pool_fib.svg", fib, true));
+        sweeps.push(("pool_spawn.svg", spawn, true));
+        let by_threads = nr::thread_sweeps(s, &topo, &threads)?;
+        for (name, sw) in ["nr_threads_w0.svg", "nr_threads_w10.svg"]
+            .into_iter()
+            .zip(by_threads)
+        {
+            sweeps.push((name, sw, true));
+        }
+        let by_nodes = nr::node_sweeps(s, &node_counts, node_threads)?;
+        for (name, sw) in ["nr_nodes_w0.svg", "nr_nodes_w10.svg"]
+            .into_iter()
+            .zip(by_nodes)
+        {
+            sweeps.push((name, sw, false));
+        }
+    }
     let pool_scale = scale::pool_sweep(s)?;
     let [nr_scale_vs_nr, nr_scale_vs_rw] = scale::nr_sweeps(s)?;
     let ratio_charts = [
@@ -268,19 +292,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
 
     let cpu_marker = Some((cpus, format!("{cpus} CPUs on this machine")));
     let mut files = Vec::new();
-    let mut charts: Vec<(&str, &Sweep, bool)> = vec![
-        ("pool_fib.svg", &fib, true),
-        ("pool_spawn.svg", &spawn, true),
-    ];
-    let names = ["nr_threads_w0.svg", "nr_threads_w10.svg"];
-    for (name, sw) in names.iter().zip(&by_threads) {
-        charts.push((name, sw, true));
-    }
-    let names = ["nr_nodes_w0.svg", "nr_nodes_w10.svg"];
-    for (name, sw) in names.iter().zip(&by_nodes) {
-        charts.push((name, sw, false));
-    }
-    for (name, sweep, mark_cpus) in &charts {
+    for (name, sweep, mark_cpus) in &sweeps {
         let path = s.out.join(name);
         let marker = if *mark_cpus && cpus < *sweep.xs.last().unwrap_or(&0) {
             cpu_marker.clone()
@@ -298,7 +310,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
                 marker,
             },
         )?;
-        files.push((name.to_string(), *sweep));
+        files.push((name.to_string(), sweep));
     }
 
     let mut md = String::new();
@@ -309,7 +321,12 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
          wall-clock repetitions after one warm-up; the run took {:.0} s. Load average (1 min) \
          {load_before} before and {} after: other processes share this machine, so treat \
          differences under ~20% as noise.\n",
-        if s.quick { " -- --quick" } else { "" },
+        match (s.quick, s.scale_only) {
+            (false, false) => "",
+            (true, false) => " -- --quick",
+            (false, true) => " -- --scale",
+            (true, true) => " -- --quick --scale",
+        },
         s.reps,
         started.elapsed().as_secs_f64(),
         load_average()
@@ -337,23 +354,25 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
          faster).\n",
         100_000, s.nr_ops
     );
-    let _ = writeln!(
-        md,
-        "## At a glance\n\nreplicore's throughput as a multiple of each baseline's (> 1: replicore \
-         is faster), at as many threads as CPUs for the thread sweeps and at 2 nodes for the node \
-         sweeps:\n"
-    );
-    let _ = writeln!(md, "| sweep | at | replicore / baseline |\n|---|---|---|");
-    for (_, sweep) in &files {
-        let (at, what) = if sweep.x_desc.contains("node") {
-            (2, "nodes")
-        } else {
-            (cpus, "threads")
-        };
-        let (x, ratios) = sweep.ratios_at(at);
-        let _ = writeln!(md, "| {} | {x} {what} | {ratios} |", sweep.title);
+    if !files.is_empty() {
+        let _ = writeln!(
+            md,
+            "## At a glance\n\nreplicore's throughput as a multiple of each baseline's (> 1: replicore \
+             is faster), at as many threads as CPUs for the thread sweeps and at 2 nodes for the node \
+             sweeps:\n"
+        );
+        let _ = writeln!(md, "| sweep | at | replicore / baseline |\n|---|---|---|");
+        for (_, sweep) in &files {
+            let (at, what) = if sweep.x_desc.contains("node") {
+                (2, "nodes")
+            } else {
+                (cpus, "threads")
+            };
+            let (x, ratios) = sweep.ratios_at(at);
+            let _ = writeln!(md, "| {} | {x} {what} | {ratios} |", sweep.title);
+        }
+        md.push('\n');
     }
-    md.push('\n');
     for (file, sweep) in &files {
         let _ = writeln!(
             md,

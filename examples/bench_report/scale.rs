@@ -108,21 +108,27 @@ pub fn nr_sweeps(s: &Settings) -> Result<[RatioSweep; 2], Box<dyn Error>> {
             cells.push((threads_per_node, write_pct, writes));
         }
     }
-    let mut vs: [Vec<Series>; 2] = [0, 1].map(|_| {
+    let label = |&(threads_per_node, write_pct, writes): &(usize, u64, Writes)| {
+        Cell {
+            nodes: 1,
+            threads_per_node,
+            write_pct,
+            writes,
+        }
+        .label()
+    };
+    let series = |cells: &[(usize, u64, Writes)]| -> Vec<Series> {
         cells
             .iter()
-            .map(|&(threads_per_node, write_pct, writes)| Series {
-                name: Cell {
-                    nodes: 1,
-                    threads_per_node,
-                    write_pct,
-                    writes,
-                }
-                .label(),
+            .map(|c| Series {
+                name: label(c),
                 values: Vec::new(),
             })
             .collect()
-    });
+    };
+    // node-replication 0.1.1 runs the one-thread-per-node cells only (`Cell::contenders`).
+    let mut vs_nr = series(&cells[..mixes.len()]);
+    let mut vs_rw = series(&cells);
     let mut table = format!(
         "| topology | threads | mix | {} | replicore / node-replication | replicore / RwLock |\n\
          |---|---|---|---|---|---|---|---|\n",
@@ -143,30 +149,43 @@ pub fn nr_sweeps(s: &Settings) -> Result<[RatioSweep; 2], Box<dyn Error>> {
             eprintln!("  scale: map {} on {}", cell.label(), cell.spec());
             let maps = Maps::new(cell);
             let total = (ops * cell.threads() as u64) as f64 / 1e6;
-            let mut rates: [Vec<f64>; 3] = Default::default();
-            for which in CONTENDERS {
+            let contenders = cell.contenders();
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+            for which in contenders {
                 maps.round(which, ops / 4); // warm-up
             }
             for _ in 0..reps {
-                for (i, which) in CONTENDERS.iter().enumerate() {
+                for (i, which) in contenders.iter().enumerate() {
                     rates[i].push(total / maps.round(which, ops).as_secs_f64().max(1e-9));
                 }
             }
-            let [ours, nr, rw] = rates.map(median);
-            vs[0][k].values.push(ours / nr);
-            vs[1][k].values.push(ours / rw);
+            let rate = |name: &str| {
+                contenders
+                    .iter()
+                    .position(|c| *c == name)
+                    .map(|i| median(rates[i].clone()))
+            };
+            let ours = rate("replicore").expect("replicore runs every cell");
+            let rw = rate("parking_lot-rwlock").expect("the RwLock runs every cell");
+            let nr = rate("node-replication-0.1.1");
+            vs_rw[k].values.push(ours / rw);
+            let (nr_cell, nr_ratio) = match nr {
+                Some(nr) => {
+                    vs_nr[k].values.push(ours / nr);
+                    (format!("{nr:.1}"), format!("{:.2}", ours / nr))
+                }
+                None => ("not run".to_string(), "-".to_string()),
+            };
             let _ = writeln!(
                 table,
-                "| `{}` | {} | {} | {ours:.1} | {nr:.1} | {rw:.1} | {:.2} | {:.2} |",
+                "| `{}` | {} | {} | {ours:.1} | {nr_cell} | {rw:.1} | {nr_ratio} | {:.2} |",
                 cell.spec(),
                 cell.threads(),
                 cell.label(),
-                ours / nr,
                 ours / rw
             );
         }
     }
-    let [vs_nr, vs_rw] = vs;
     let sweep = |baseline: &str, series: Vec<Series>, table: String| RatioSweep {
         title: format!("Hash map against {baseline} as nodes grow (synthetic)"),
         x_desc: "synthetic NUMA nodes (replicas)".into(),

@@ -66,12 +66,43 @@ where
     R: Send,
 {
     let registry = &worker.registry;
+    let latch = CountLatch::new(Arc::clone(registry), worker.seat);
+    broadcast_with(registry, op, latch, |latch| worker.wait_until(&latch.core))
+}
+
+/// From a thread outside every pool: queues the jobs straight into the inboxes and blocks until
+/// all are done. rayon first sends the broadcast itself to a worker, which then queues the jobs;
+/// queuing them here saves that hop, a wake-up and a context switch on the way in.
+pub(crate) fn broadcast_from_outside<F, R>(registry: &Registry, op: &F) -> Vec<R>
+where
+    F: Fn(BroadcastContext) -> R + Sync,
+    R: Send,
+{
+    broadcast_with(
+        registry,
+        op,
+        CountLatch::blocking(),
+        CountLatch::wait_blocking,
+    )
+}
+
+/// The broadcast itself: one job per worker, counted on `latch`, which `wait` waits for.
+fn broadcast_with<F, R>(
+    registry: &Registry,
+    op: &F,
+    latch: CountLatch,
+    wait: impl FnOnce(&CountLatch),
+) -> Vec<R>
+where
+    F: Fn(BroadcastContext) -> R + Sync,
+    R: Send,
+{
     let n = registry.num_threads();
     debug_assert!(n > 0);
     let shared = Shared {
         op,
         results: (0..n).map(|_| Mutex::new(None)).collect(),
-        latch: CountLatch::new(Arc::clone(registry), worker.seat),
+        latch,
     };
     push_to_inboxes(registry, |ctx| {
         shared.latch.increment();
@@ -90,7 +121,7 @@ where
     });
     // SAFETY: drops the owner's reference; `shared` lives until after the wait.
     unsafe { CountLatch::decrement(&shared.latch) };
-    worker.wait_until(&shared.latch.core);
+    wait(&shared.latch);
     let results: Vec<JobResult<R>> = shared
         .results
         .into_iter()

@@ -5,7 +5,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use super::broadcast::{BroadcastContext, broadcast_on_worker, spawn_broadcast_in};
+use super::broadcast::{
+    BroadcastContext, broadcast_from_outside, broadcast_on_worker, spawn_broadcast_in,
+};
 use super::fifo::{ScopeFifo, spawn_fifo_in};
 use super::join::join_on_worker;
 use super::registry::Registry;
@@ -220,7 +222,7 @@ where
 {
     match WorkerThread::current() {
         Some(w) => broadcast_on_worker(w, &op),
-        None => in_worker(global::registry(), |w| broadcast_on_worker(w, &op)),
+        None => broadcast_from_outside(global::registry(), &op),
     }
 }
 

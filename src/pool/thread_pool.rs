@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::broadcast::{BroadcastContext, broadcast_on_worker};
+use super::broadcast::{BroadcastContext, broadcast_from_outside, broadcast_on_worker};
 use super::job::StackJob;
 use super::join::join_on_worker;
 use super::latch::{LockLatch, SpinLatch};
@@ -141,7 +141,10 @@ impl ThreadPool {
         OP: Fn(BroadcastContext) -> R + Sync,
         R: Send,
     {
-        in_worker(&self.registry, |w| broadcast_on_worker(w, &op))
+        match WorkerThread::current() {
+            None => broadcast_from_outside(&self.registry, &op),
+            Some(_) => in_worker(&self.registry, |w| broadcast_on_worker(w, &op)),
+        }
     }
 
     /// The number of workers.
