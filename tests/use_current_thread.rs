@@ -305,3 +305,21 @@ fn a_worker_whose_only_watcher_is_the_caller_is_still_taken_over() {
         },
     );
 }
+
+/// A broadcast from the building thread runs its call for worker 0 on that thread: the thread
+/// is a worker, so it must take the worker's path and not block as a thread outside the pool
+/// does (only it may run worker 0's inbox job).
+#[test]
+fn broadcast_from_the_caller_runs_worker_zeros_call_here() {
+    within(LIMIT, "broadcast from the caller", || {
+        let pool = caller_pool(2);
+        let here = std::thread::current().id();
+        let seen = pool.broadcast(|ctx| (ctx.index(), std::thread::current().id() == here));
+        assert_eq!(seen, vec![(0, true), (1, false)]);
+        assert_eq!(
+            replicore::broadcast(|ctx| ctx.index()),
+            vec![0, 1],
+            "the free function, on the caller's pool"
+        );
+    });
+}
