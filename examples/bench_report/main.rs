@@ -149,6 +149,18 @@ impl Sweep {
         }
     }
 
+    /// The chart of this sweep, with `marker` drawn where a line chart has one.
+    fn chart(&self, marker: Option<(usize, String)>) -> plot::Chart<'_> {
+        plot::Chart {
+            title: &self.title,
+            x_desc: &self.x_desc,
+            y_desc: &self.y_desc,
+            xs: &self.xs,
+            series: &self.series,
+            marker,
+        }
+    }
+
     /// Appends the next value of contender `i`.
     fn push(&mut self, i: usize, v: f64) {
         self.series[i].values.push(v);
@@ -278,16 +290,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
         ("scale_nr_vs_rwlock.svg", &nr_scale_vs_rw),
     ];
     for (name, sweep) in &ratio_charts {
-        plot::draw_ratios(
-            &s.out.join(name),
-            &plot::RatioChart {
-                title: &sweep.title,
-                x_desc: &sweep.x_desc,
-                y_desc: &sweep.y_desc,
-                xs: &sweep.xs,
-                series: &sweep.series,
-            },
-        )?;
+        plot::draw_ratios(&s.out.join(name), &sweep.sweep.chart(None))?;
     }
 
     let cpu_marker = Some((cpus, format!("{cpus} CPUs on this machine")));
@@ -299,17 +302,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
         } else {
             None
         };
-        plot::draw(
-            &path,
-            &plot::Chart {
-                title: &sweep.title,
-                x_desc: &sweep.x_desc,
-                y_desc: &sweep.y_desc,
-                xs: &sweep.xs,
-                series: &sweep.series,
-                marker,
-            },
-        )?;
+        plot::draw(&path, &sweep.chart(marker))?;
         files.push((name.to_string(), sweep));
     }
 
@@ -397,7 +390,7 @@ fn run(s: &Settings) -> Result<(), Box<dyn Error>> {
         let _ = writeln!(
             md,
             "### {}\n\n![{}]({name})\n\n{}\n",
-            sweep.title, sweep.title, sweep.table
+            sweep.sweep.title, sweep.sweep.title, sweep.table
         );
     }
     let summary = s.out.join("summary.md");

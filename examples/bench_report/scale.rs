@@ -8,7 +8,7 @@ use crate::contender::Contender;
 use crate::nr_scale::{CONTENDERS, Cell, Maps, Writes};
 use crate::plot::Series;
 use crate::scale_workloads::{CASES, pools, round};
-use crate::{Settings, median};
+use crate::{Settings, Sweep, median};
 use std::error::Error;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -16,13 +16,10 @@ use std::time::Duration;
 /// Idle time before each pool round, so that every worker has parked (as in the bench).
 pub const IDLE: Duration = Duration::from_millis(20);
 
-/// Ratios against a swept count, one line per case; > 1 means replicore is faster.
+/// Ratios against a swept count, one line per case (> 1 means replicore is faster), and the
+/// medians behind them.
 pub struct RatioSweep {
-    pub title: String,
-    pub x_desc: String,
-    pub y_desc: String,
-    pub xs: Vec<usize>,
-    pub series: Vec<Series>,
+    pub sweep: Sweep,
     /// A markdown table of the medians behind the ratios.
     pub table: String,
 }
@@ -76,11 +73,13 @@ pub fn pool_sweep(s: &Settings) -> Result<RatioSweep, Box<dyn Error>> {
         }
     }
     Ok(RatioSweep {
-        title: "Pool against rayon as workers grow (synthetic topologies)".into(),
-        x_desc: "workers (on this machine's CPUs)".into(),
-        y_desc: "rayon time / replicore time (> 1: replicore faster)".into(),
-        xs: sizes,
-        series,
+        sweep: Sweep {
+            title: "Pool against rayon as workers grow (synthetic topologies)".into(),
+            x_desc: "workers (on this machine's CPUs)".into(),
+            y_desc: "rayon time / replicore time (> 1: replicore faster)".into(),
+            xs: sizes,
+            series,
+        },
         table,
     })
 }
@@ -187,11 +186,13 @@ pub fn nr_sweeps(s: &Settings) -> Result<[RatioSweep; 2], Box<dyn Error>> {
         }
     }
     let sweep = |baseline: &str, series: Vec<Series>, table: String| RatioSweep {
-        title: format!("Hash map against {baseline} as nodes grow (synthetic)"),
-        x_desc: "synthetic NUMA nodes (replicas)".into(),
-        y_desc: format!("replicore / {baseline} throughput"),
-        xs: node_counts.clone(),
-        series,
+        sweep: Sweep {
+            title: format!("Hash map against {baseline} as nodes grow (synthetic)"),
+            x_desc: "synthetic NUMA nodes (replicas)".into(),
+            y_desc: format!("replicore / {baseline} throughput"),
+            xs: node_counts.clone(),
+            series,
+        },
         table,
     };
     Ok([
