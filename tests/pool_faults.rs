@@ -265,11 +265,9 @@ fn finish(
             last_change = (Instant::now(), missing);
         }
         let quiet = last_change.0.elapsed() > Duration::from_millis(300);
-        // A crash right after a claim stops the task at its start (G2's linearization point):
-        // that one task counts as started but its body never runs.
-        let claimed_then_crashed = matches!(plan.last_crash(), Some((FaultPoint::AfterClaim, _)));
-        let settled = quiet || (all_spawners && !claimed_then_crashed);
-        if missing <= usize::from(claimed_then_crashed) && settled {
+        let may_lose = may_lose_one(plan, pool.stats().recovery.replica_gaps);
+        let settled = quiet || (all_spawners && !may_lose);
+        if missing <= usize::from(may_lose) && settled {
             break;
         }
         assert!(
@@ -296,12 +294,34 @@ fn finish(
             lost += 1;
         }
     }
-    let claimed_then_crashed = matches!(plan.last_crash(), Some((FaultPoint::AfterClaim, _)));
+    let may_lose = may_lose_one(plan, stats.recovery.replica_gaps);
     assert!(
-        lost <= usize::from(claimed_then_crashed),
-        "seed {seed}: {lost} accepted tasks lost; {stats:?}"
+        lost <= usize::from(may_lose),
+        "seed {seed}: {lost} accepted tasks lost; {stats:?}; crash at {:?}",
+        plan.last_crash()
     );
+    if lost == 1 && matches!(plan.last_crash(), Some((FaultPoint::AfterPop, _))) {
+        eprintln!(
+            "seed {seed}: one task lost to the documented gap-plus-pop window (replica gaps: {})",
+            stats.recovery.replica_gaps
+        );
+    }
     (plan.counts().crashes, stats.recovery.takeovers)
+}
+
+/// The one task a crash may cost, as the replication README documents ("Gaps (honest)"):
+/// - a crash right after a claim stops the task at its start (G2's linearization point): it
+///   counts as started, but its body never runs;
+/// - a crash between a pop and the in-hand record, when the CPU's replica had a gap over that
+///   task's log entry: the replica no longer knows it, the old deque no longer holds it and the
+///   in-hand slot never did ("gap plus pop window"). The pool does not say which entries a gap
+///   covered, so any gap in the run allows it: the check is that loose, and no looser.
+fn may_lose_one(plan: &FaultPlan, replica_gaps: u64) -> bool {
+    match plan.last_crash() {
+        Some((FaultPoint::AfterClaim, _)) => true,
+        Some((FaultPoint::AfterPop, _)) => replica_gaps > 0,
+        _ => false,
+    }
 }
 
 /// Runs every config over `seeds` seeds of `tasks` tasks; returns the takeovers summed over all
