@@ -33,10 +33,11 @@ fn join_computes_fib() {
     assert_eq!(p.install(|| fib(22)), 17711);
     assert_eq!(p.join(|| fib(10), || fib(11)), (55, 89));
     // Each `install`/`join` from outside is one queued job; a join half counts once if it was
-    // queued and taken from a queue, and not at all if its join ran as two plain calls (fib(22)
-    // and the two fibs make 28,656 + 143 joins).
+    // queued and taken from a queue, and not at all if its join ran as two plain calls. fib(n)
+    // makes fib(n + 1) - 1 joins: 28,656 for fib(22), and 1 + 88 + 143 for the outside join of
+    // fib(10) and fib(11); every one of them may fork (say, while the other worker is hungry).
     let executed = p.stats().scheduler.tasks_executed;
-    assert!((2..=2 + 28_656 + 143).contains(&executed), "{executed}");
+    assert!((2..=2 + 28_656 + 232).contains(&executed), "{executed}");
 }
 
 #[test]
