@@ -198,10 +198,10 @@ impl Maps {
 /// Runs `cell.threads()` threads of `ops` operations each, released by one barrier; `make(t)`
 /// builds thread `t`'s operation (registering with a replica) before the barrier. Returns the
 /// time from the earliest start to the latest finish, each stamped by its own thread.
-fn drive<'a, F, Op>(cell: Cell, ops: u64, make: F) -> Duration
+fn drive<F, Op>(cell: Cell, ops: u64, make: F) -> Duration
 where
     F: Fn(usize) -> Op + Sync,
-    Op: FnMut(u64, bool) + 'a,
+    Op: FnMut(u64, bool),
 {
     let threads = cell.threads();
     let barrier = Barrier::new(threads);

@@ -248,7 +248,6 @@ impl Registry {
                 self.recovery.monitor_stop.store(true, Ordering::Release);
                 if let Some(m) = monitor {
                     self.recovery.monitor_nap.ring();
-                    m.thread().unpark();
                     let _ = m.join();
                 }
             },

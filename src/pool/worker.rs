@@ -264,9 +264,7 @@ impl WorkerThread {
     #[inline]
     pub(crate) fn push_unfenced(&self, job: JobRef) {
         self.deque.push(job);
-        self.registry
-            .sleep
-            .new_local_work(|| self.registry.hunger.count());
+        self.local_work_pushed();
     }
 
     /// Pushes a heap job (`spawn`, a scope child) onto this worker's own deque. With replication
@@ -282,10 +280,17 @@ impl WorkerThread {
         if detached {
             self.registry.sleep.new_injected_work();
         } else {
-            self.registry
-                .sleep
-                .new_local_work(|| self.registry.hunger.count());
+            self.local_work_pushed();
         }
+    }
+
+    /// After a push onto our own deque of a task we will run ourselves if nobody takes it:
+    /// wakes a sleeper unless some worker is awake and searching (`Sleep::new_local_work`).
+    #[inline]
+    fn local_work_pushed(&self) {
+        self.registry
+            .sleep
+            .new_local_work(|| self.registry.hunger.count());
     }
 
     /// Pops the newest job of this worker's own deque; a scheduling point. A fenced worker never

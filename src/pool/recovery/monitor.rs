@@ -60,15 +60,12 @@ fn run(registry: Arc<Registry>) {
     let n = registry.num_threads();
     while !registry.recovery.monitor_stop.load(Ordering::Acquire) {
         // While every worker is parked there is no lease to judge: nap until one runs. Otherwise
-        // wait a tick, parked rather than slept, so that shutdown can wake the monitor at once
-        // instead of waiting out the tick (a quarter lease). An early wake-up only makes one
-        // round come sooner.
-        if !registry
-            .recovery
-            .monitor_nap
-            .rest(IDLE_BACKSTOP, || all_idle(&registry))
-        {
-            std::thread::park_timeout(tick(lease));
+        // wait a tick on the nap's bell, so that shutdown can wake the monitor at once instead
+        // of waiting out the tick (a quarter lease). An early wake-up only makes one round come
+        // sooner.
+        let nap = &registry.recovery.monitor_nap;
+        if !nap.rest(IDLE_BACKSTOP, || all_idle(&registry)) {
+            nap.wait(tick(lease));
         }
         if registry.recovery.monitor_stop.load(Ordering::Acquire) {
             break;

@@ -16,9 +16,13 @@
 //! order either the monitor's fence comes second (its reads see the CPU's exchange: a running
 //! CPU, no nap) or the CPU's does (its read sees `napping`: it rings). `SeqCst` accesses alone
 //! would do in the C++ model, but loom models only the fences' total order, and on x86 the
-//! fence after a locked exchange costs little (this runs once per unpark, beside a futex call). The ring sets `woken` under
-//! the lock the monitor waits with, so it cannot fall between the monitor's check and its wait.
-//! `loom-tests/tests/monitor_nap.rs` checks this on the code below.
+//! fence after a locked exchange costs little (this runs once per unpark, beside a futex call).
+//! The ring sets `woken` under the lock the monitor waits with, so it cannot fall between the
+//! monitor's check and its wait. `loom-tests/tests/monitor_nap.rs` checks this on the code
+//! below.
+//!
+//! The monitor's ordinary tick waits on the same bell ([`MonitorNap::wait`]), so one ring ends
+//! either wait: shutdown needs no other way to wake it.
 //!
 //! A stale ring (the monitor gave up napping while a CPU was ringing) only ends a later nap
 //! early. While the monitor does not nap, `napping` is false and a CPU that leaves idle
@@ -132,9 +136,8 @@ impl MonitorNap {
     }
 
     /// Naps if `all_idle()`: until a CPU leaves idle ([`IdleMark::clear`]) or
-    /// [`ring`](Self::ring), at most
-    /// `backstop`. Returns at once, `false`, if some CPU runs (the monitor then waits its
-    /// usual tick). Returns `true` after a nap.
+    /// [`ring`](Self::ring), at most `backstop`. Returns at once, `false`, if some CPU runs (the
+    /// monitor then waits its usual tick). Returns `true` after a nap.
     ///
     /// `all_idle` must read the CPUs' marks through [`IdleMark::is_idle`], after this call's
     /// fence (see the module docs).
@@ -147,16 +150,21 @@ impl MonitorNap {
             self.napping.store(false, Ordering::SeqCst);
             return false;
         }
-        let mut woken = self.woken.lock();
-        if !*woken {
-            // One wait: a ring, the backstop and a spurious return all end in a round, which is
-            // always safe; only a nap that never ends would not be.
-            woken = self.bell.wait_timeout(woken, backstop);
-        }
-        *woken = false;
-        drop(woken);
+        self.wait(backstop);
         self.napping.store(false, Ordering::SeqCst);
         true
+    }
+
+    /// Waits until a ring (one that came since the last wait counts) or `timeout`, whichever
+    /// is first: the monitor's tick, and the body of a nap.
+    pub fn wait(&self, timeout: Duration) {
+        let mut woken = self.woken.lock();
+        if !*woken {
+            // One wait: a ring, the time-out and a spurious return all end in a round, which is
+            // always safe; only a wait that never ends would not be.
+            woken = self.bell.wait_timeout(woken, timeout);
+        }
+        *woken = false;
     }
 
     /// A CPU left idle (its mark was just cleared with a `SeqCst` exchange): wakes the monitor
