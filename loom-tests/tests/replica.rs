@@ -53,13 +53,14 @@ fn apply_races_appends_with_stale_and_wraparound() {
     });
 }
 
-/// Every queue op leaves the replica in stamp order: the owner pushes `a` and `b` and starts `a`
-/// (a `Started` op in its own log), while a thief on another CPU starts `b` (recorded on `b`'s
-/// claim header only: the owner's log has one writer) and a replica of the owner's CPU applies
-/// the log concurrently. Once caught up, the replica holds exactly the tasks no one started, and
-/// the owner's started task has left it by its op, while the thief's is only seen claimed.
+/// Started tasks leave the replica by their claims: the owner pushes `a` and `b` and starts `a`,
+/// while a thief on another CPU starts `b`, and a replica of the owner's CPU applies the log
+/// concurrently. Both starts are recorded on the claim headers only (the owner's log holds
+/// pushes, and has one writer), and no start appends to any log. Once caught up, the replica
+/// holds exactly the tasks no one started; the started ones go at the first claim scan, which a
+/// third push (over `PRUNE_AT` = 2 under loom) triggers.
 #[test]
-fn started_ops_and_thief_claims_leave_the_replica() {
+fn owner_and_thief_starts_leave_the_replica_by_their_claims() {
     use replicore::__protocol::{CpuState, Start};
     model(3, || {
         let cpu0 = Arc::new(CpuState::new(0, 4, Default::default()));
@@ -83,19 +84,20 @@ fn started_ops_and_thief_claims_leave_the_replica() {
         assert!(owner.join().unwrap(), "nobody else starts a");
         assert!(thief.join().unwrap(), "nobody else starts b");
         assert_eq!(
-            b.claimer(),
-            Some((1, 0)),
-            "the thief's take is on the header"
+            a.claimer(),
+            Some((0, 0)),
+            "the owner's start is on the header"
         );
-        assert_eq!(cpu1.log().tail(), 0, "and in no log: b is not cpu1's task");
-        let report = replica.sync(cpu0.log(), cpu0.log().tail(), usize::MAX);
-        assert!(report.started <= 1);
-        assert_eq!(replica.position(), 3, "two pushes and one start");
+        assert_eq!(b.claimer(), Some((1, 0)), "so is the thief's");
+        assert_eq!(cpu0.log().tail(), 2, "two pushes, no start op");
+        assert_eq!(cpu1.log().tail(), 0, "and nothing in the thief's log");
+        replica.sync(cpu0.log(), cpu0.log().tail(), usize::MAX);
+        assert_eq!(replica.position(), 2);
         assert_eq!(replica.unclaimed().count(), 0);
-        assert_eq!(
-            replica.len(),
-            1,
-            "a left at its Started op; b, started by the thief, waits for a claim scan"
-        );
+        assert_eq!(replica.len(), 2, "both wait for a claim scan");
+        let c = cpu0.publish_push(&me0, Arc::new(Claim::new())).unwrap();
+        replica.sync(cpu0.log(), cpu0.log().tail(), usize::MAX);
+        assert_eq!(replica.len(), 1, "the scan kept only c");
+        assert!(replica.unclaimed().all(|t| Arc::ptr_eq(t, &c)));
     });
 }

@@ -12,18 +12,18 @@
 use crate::sync::atomic::{AtomicU64, Ordering};
 
 const UNCLAIMED: u64 = 0;
-/// Claimed by a caller that did not say who it is ([`Claim::try_claim`]).
-const ANONYMOUS: u64 = 1;
+/// Claimed by a caller that did not say who it is ([`Claim::try_claim`]). Bit 0 clear, so it
+/// is never a named claim (those all have bit 0 set, worker 0 in epoch 0 included).
+const ANONYMOUS: u64 = 2;
 
-/// A one-shot claim word, which is also the task's header record of *who* took it and *where*
-/// it was logged.
+/// A one-shot claim word, which is also the task's header record of *who* took it.
 ///
 /// `try_claim` succeeds for exactly one caller. A worker claims with [`Claim::try_claim_as`], so
 /// the word then records the claimer's worker id and lease epoch: that is how a thief's take of
 /// another CPU's task is recorded. The victim CPU's log has a single writer, its owner, so a
-/// thief never writes to it; the header is the one place both sides already touch. The header
-/// also records the log position of the task's push ([`Claim::origin`]), which lets the owner
-/// publish a `Started` op naming it.
+/// thief never writes to it; the header is the one place both sides already touch. The owner's
+/// start of its own task is recorded here too, and nowhere else: replicas drop started tasks by
+/// reading their claims (see `Replica::sync`).
 ///
 /// ```
 /// use replicore::__protocol::Claim;
@@ -37,9 +37,6 @@ const ANONYMOUS: u64 = 1;
 pub struct Claim {
     /// `UNCLAIMED`, `ANONYMOUS`, or `epoch << 32 | holder << 1 | 1`.
     word: AtomicU64,
-    /// `log id << 48 | (seq + 1)` of the push that logged the task, or 0 (never logged). Written
-    /// once by the pushing owner before the task can be popped or stolen.
-    origin: AtomicU64,
 }
 
 impl Default for Claim {
@@ -54,8 +51,6 @@ impl AsRef<Claim> for Claim {
     }
 }
 
-const SEQ_BITS: u32 = 48;
-
 impl Claim {
     /// A fresh, unclaimed word.
     ///
@@ -67,7 +62,6 @@ impl Claim {
     pub fn new() -> Self {
         Self {
             word: AtomicU64::new(UNCLAIMED),
-            origin: AtomicU64::new(0),
         }
     }
 
@@ -119,35 +113,20 @@ impl Claim {
     }
 
     /// The `(holder, epoch)` that claimed the task through [`Claim::try_claim_as`], if any.
-    pub fn claimer(&self) -> Option<(u32, u32)> {
-        match self.word.load(Ordering::Acquire) {
-            UNCLAIMED | ANONYMOUS => None,
-            w => Some((((w >> 1) & 0x7fff_ffff) as u32, (w >> 32) as u32)),
-        }
-    }
-
-    /// Records that the task's push is at position `seq` of log `log_id` (`log_id < 2^16`,
-    /// `seq < 2^48 - 1`). Called by the pushing owner, before the task is visible in any queue.
     ///
     /// ```
     /// use replicore::__protocol::Claim;
     /// let c = Claim::new();
-    /// assert_eq!(c.origin(), None);
-    /// c.set_origin(2, 41);
-    /// assert_eq!(c.origin(), Some((2, 41)));
+    /// assert!(c.try_claim_as(0, 0));
+    /// assert_eq!(c.claimer(), Some((0, 0)));
+    /// let anonymous = Claim::new();
+    /// assert!(anonymous.try_claim());
+    /// assert_eq!(anonymous.claimer(), None, "claimed, by nobody it can name");
     /// ```
-    #[inline]
-    pub fn set_origin(&self, log_id: u32, seq: u64) {
-        let packed = (u64::from(log_id & 0xffff) << SEQ_BITS) | ((seq + 1) & ((1 << SEQ_BITS) - 1));
-        self.origin.store(packed, Ordering::Relaxed);
-    }
-
-    /// Where the task's push was logged, as `(log id, seq)`, if it was.
-    #[inline]
-    pub fn origin(&self) -> Option<(u32, u64)> {
-        match self.origin.load(Ordering::Relaxed) {
-            0 => None,
-            w => Some(((w >> SEQ_BITS) as u32, (w & ((1 << SEQ_BITS) - 1)) - 1)),
+    pub fn claimer(&self) -> Option<(u32, u32)> {
+        match self.word.load(Ordering::Acquire) {
+            UNCLAIMED | ANONYMOUS => None,
+            w => Some((((w >> 1) & 0x7fff_ffff) as u32, (w >> 32) as u32)),
         }
     }
 }

@@ -28,9 +28,9 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2;
 
 /// A bounded op log of stamped ops; `T` is the pool's shared task handle.
 ///
-/// Two kinds of op: a push (`append`), which carries the task, and a start (`append_started`),
-/// which names the position of the push whose task the owner just claimed, so that replicas drop
-/// it as they apply the log. Both are written by the CPU's owner only.
+/// One kind of op: a push (`append`), which carries the task, written by the CPU's owner only.
+/// Starts are not logged: a task's start is its claim, recorded on the task's header, where
+/// replicas find it (see `Replica::sync`). So a task costs its owner one log position.
 ///
 /// ```
 /// use replicore::__protocol::{LogRead, OpLog};
@@ -44,22 +44,11 @@ pub const DEFAULT_LOG_CAPACITY: usize = 2;
 /// ```
 #[derive(Debug)]
 pub struct OpLog<T> {
-    slots: Box<[TaggedCell<Stamped<T>>]>,
+    slots: Box<[TaggedCell<(Stamp, T)>]>,
     tail: AtomicU64,
     /// Every position below this one may have been skipped (a pinned slot was not overwritten).
     overrun_upto: AtomicU64,
 }
-
-/// One logged op.
-#[derive(Debug, Clone)]
-enum Entry<T> {
-    Push(T),
-    /// The owner claimed the task pushed at this position.
-    Started(u64),
-}
-
-/// A log slot's content.
-type Stamped<T> = (Stamp, Entry<T>);
 
 /// What a reader found at one position.
 ///
@@ -76,8 +65,6 @@ type Stamped<T> = (Stamp, Entry<T>);
 pub enum LogRead<T> {
     /// A push of this task.
     Op(Stamp, T),
-    /// The owner started (claimed) the task whose push is at the given position.
-    Started(Stamp, u64),
     /// Not published yet (or its writer is mid-write, or crashed mid-write).
     NotYet,
     /// Lost to wrap-around or a skipped write: the reader must resync by other means.
@@ -137,25 +124,6 @@ impl<T: Clone> OpLog<T> {
     /// assert_eq!(log.append(1, "b"), Stamp { epoch: 1, seq: 1 });
     /// ```
     pub fn append(&self, epoch: u32, value: T) -> Stamp {
-        self.put(epoch, Entry::Push(value))
-    }
-
-    /// Appends "the task pushed at position `pushed` was started by its owner", stamped with
-    /// `epoch`. Never waits, like [`OpLog::append`]. The entry holds no task handle, so it costs
-    /// no reference count.
-    ///
-    /// ```
-    /// use replicore::__protocol::{LogRead, OpLog, Stamp};
-    /// let log = OpLog::new(4);
-    /// let pushed = log.append(0, "task");
-    /// log.append_started(0, pushed.seq);
-    /// assert_eq!(log.read(1), LogRead::Started(Stamp { epoch: 0, seq: 1 }, 0));
-    /// ```
-    pub fn append_started(&self, epoch: u32, pushed: u64) -> Stamp {
-        self.put(epoch, Entry::Started(pushed))
-    }
-
-    fn put(&self, epoch: u32, value: Entry<T>) -> Stamp {
         let seq = self.tail.fetch_add(1, Ordering::SeqCst);
         let stamp = Stamp { epoch, seq };
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
@@ -177,8 +145,7 @@ impl<T: Clone> OpLog<T> {
     pub fn read(&self, seq: u64) -> LogRead<T> {
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
         match slot.read(seq + 1) {
-            TaggedRead::Value((stamp, Entry::Push(v))) => LogRead::Op(stamp, v),
-            TaggedRead::Value((stamp, Entry::Started(pushed))) => LogRead::Started(stamp, pushed),
+            TaggedRead::Value((stamp, v)) => LogRead::Op(stamp, v),
             TaggedRead::Newer => LogRead::Gap,
             TaggedRead::Older => {
                 if self.overrun_upto.load(Ordering::SeqCst) > seq

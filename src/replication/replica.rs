@@ -8,12 +8,11 @@
 //! owner may pop that task back out of its old deque and then crash, and then the log is the only
 //! place left that knows it.
 //!
-//! Tasks leave the replica when they are started. The owner's start of its own task is an op in
-//! the log (`Started`, naming the push's position), applied in order like a push. A thief's start
-//! of a task is recorded on the task's [`Claim`] header instead (the victim's log has one writer),
-//! so every batch also prunes tasks whose claim is taken. Taking a task "in hand" is not an op
-//! here: the replica keeps a popped task until it is claimed, which is what lets a successor
-//! recover the in-hand task.
+//! Tasks leave the replica once they are started. A start, by the owner or a thief, is the
+//! task's [`Claim`], recorded on its header and not in the log (the log holds pushes only), so a
+//! batch first prunes tasks whose claim is taken once the replica holds more than [`PRUNE_AT`].
+//! Taking a task "in hand" is not an op here either: the replica keeps a popped task until it is
+//! claimed, which is what lets a successor recover the in-hand task.
 //!
 //! **Gap.** If the replica falls more than the log's capacity behind, or a write was skipped, it
 //! cannot know which tasks it missed. It marks itself `needs_resync`; a successor using it then
@@ -91,8 +90,6 @@ pub enum Applied {
     Duplicate,
     /// Stamp from an epoch older than the replica's: rejected.
     Stale,
-    /// A start op: the task it names was removed.
-    Started,
 }
 
 /// Outcome of one [`Replica::sync`] batch.
@@ -115,8 +112,6 @@ pub struct SyncReport {
     pub duplicates: usize,
     /// Ops rejected as stale.
     pub stale: usize,
-    /// Start ops applied (tasks removed because their owner started them).
-    pub started: usize,
     /// The batch hit a gap; the replica now needs a resync.
     pub gap: bool,
 }
@@ -127,7 +122,6 @@ impl SyncReport {
             Applied::Inserted => self.inserted += 1,
             Applied::Duplicate => self.duplicates += 1,
             Applied::Stale => self.stale += 1,
-            Applied::Started => self.started += 1,
         }
     }
 }
@@ -266,39 +260,13 @@ impl<T: Claimable> Replica<T> {
         Applied::Inserted
     }
 
-    /// Applies a start op: the owner claimed the task pushed at position `pushed`, so the replica
-    /// drops it. A stale start (a fenced owner whose claim check preceded the fence) drops it
-    /// too: the task is claimed either way, and no one may adopt it.
-    ///
-    /// ```
-    /// use replicore::__protocol::{Applied, Claim, Replica, Stamp};
-    /// use std::sync::Arc;
-    /// let mut r = Replica::new(0);
-    /// r.apply(Stamp { epoch: 0, seq: 0 }, Arc::new(Claim::new()));
-    /// assert_eq!(r.apply_started(Stamp { epoch: 0, seq: 1 }, 0), Applied::Started);
-    /// assert_eq!(r.unclaimed().count(), 0);
-    /// ```
-    pub fn apply_started(&mut self, stamp: Stamp, pushed: u64) -> Applied {
-        self.tasks.remove(&pushed);
-        if stamp.epoch < self.epoch {
-            return Applied::Started;
-        }
-        self.epoch = stamp.epoch;
-        if self.last.is_some_and(|l| stamp <= l) {
-            return Applied::Duplicate;
-        }
-        self.last = Some(stamp);
-        Applied::Started
-    }
-
     /// Reads and applies at most `max` ops from `log`, stopping at position `upto` (exclusive),
     /// at an unpublished op, or at a gap.
     ///
-    /// Tasks the owner started leave as their `Started` ops are applied. Tasks started elsewhere
-    /// (a thief, an adopter) are recorded only on their claim headers, so they are pruned by a
-    /// scan of the claims, which runs only when the replica holds more than [`PRUNE_AT`] tasks:
-    /// a batch costs its ops, not the replica's size. A claimed task left in the replica is
-    /// harmless: adoption and [`Replica::unclaimed`] skip it.
+    /// Started tasks (by the owner, a thief or an adopter) are recorded only on their claim
+    /// headers, so they are pruned by a scan of the claims, which runs only when the replica
+    /// holds more than [`PRUNE_AT`] tasks. A claimed task left in the replica is harmless:
+    /// adoption and [`Replica::unclaimed`] skip it.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -314,18 +282,11 @@ impl<T: Claimable> Replica<T> {
     /// assert_eq!(r.unclaimed().count(), 1);
     /// ```
     pub fn sync(&mut self, log: &OpLog<T>, upto: u64, max: usize) -> SyncReport {
-        if self.tasks.len() > PRUNE_AT {
-            self.tasks.retain(|_, t| !t.claim().is_claimed());
-        }
         let mut report = SyncReport::default();
         let holes = std::mem::take(&mut self.holes);
         for pos in holes {
             match log.read(pos) {
                 LogRead::Op(stamp, task) => report.count(self.apply_late(stamp, task)),
-                LogRead::Started(_, pushed) => {
-                    self.tasks.remove(&pushed);
-                    report.count(Applied::Started);
-                }
                 LogRead::NotYet => self.holes.push(pos),
                 LogRead::Gap => {
                     self.needs_resync = true;
@@ -351,11 +312,6 @@ impl<T: Claimable> Replica<T> {
                     self.next += 1;
                     n += 1;
                 }
-                LogRead::Started(stamp, pushed) => {
-                    report.count(self.apply_started(stamp, pushed));
-                    self.next += 1;
-                    n += 1;
-                }
                 LogRead::NotYet => break,
                 LogRead::Gap => {
                     self.needs_resync = true;
@@ -364,6 +320,11 @@ impl<T: Claimable> Replica<T> {
                     n += 1;
                 }
             }
+        }
+        // After the batch, not before: most tasks of a batch were started by the time it is
+        // applied, and their headers are still in this CPU's cache from the clone just made.
+        if self.tasks.len() > PRUNE_AT {
+            self.tasks.retain(|_, t| !t.claim().is_claimed());
         }
         if self.next >= log.tail() {
             self.caught_up_at = Some(Instant::now());
