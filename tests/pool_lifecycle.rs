@@ -695,10 +695,17 @@ fn without_replicas_every_blocked_worker_is_taken_over_even_when_its_watchers_bl
                 sleep_until(Duration::from_secs(30), || release.load(Ordering::SeqCst));
             });
         }
+        // A takeover is counted when its fence is won and the replacement when its thread has
+        // started, a thread spawn later: wait for both.
         wait_until(
             Duration::from_secs(20),
             "six blocked CPUs taken over",
-            || started.load(Ordering::SeqCst) == 6 && pool.stats().recovery.takeovers >= 6,
+            || {
+                let recovery = pool.stats().recovery;
+                started.load(Ordering::SeqCst) == 6
+                    && recovery.takeovers >= 6
+                    && recovery.replacement_threads >= 6
+            },
             || format!("{:?}", pool.stats()),
         );
         assert_eq!(
