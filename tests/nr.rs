@@ -290,3 +290,71 @@ fn register_current_spreads_over_ambiguous_nodes() {
     assert!(nodes.len() >= 2, "all registrations went to {nodes:?}");
     assert!(nodes.iter().all(|n| topo.nodes().contains(n)));
 }
+
+/// A lone writer applies its op from its own hands only when its replica is current; when
+/// another node appended first, it replays those entries before its own, so every response
+/// counts every earlier write, whichever replica answers it.
+#[test]
+fn lone_writer_on_a_lagging_replica_sees_earlier_writes() {
+    let topo = Topology::synthetic(3, 1, 1).unwrap();
+    let cfg = NrConfig {
+        log_size: 8,
+        max_batch: 4,
+        lag_bound: 8,
+    };
+    let counter = ReplicatedCounter::with_config(&topo, cfg).unwrap();
+    let handles: Vec<_> = topo
+        .nodes()
+        .iter()
+        .map(|&n| counter.register(n).unwrap())
+        .collect();
+    let mut expected = 0;
+    // Uneven turns, so each replica is sometimes current and sometimes several entries behind,
+    // and the tiny log wraps many times.
+    for round in 0..200usize {
+        let h = &handles[round * round % 3];
+        for _ in 0..=round % 5 {
+            expected += 1;
+            assert_eq!(h.add(1), expected, "round {round}");
+        }
+    }
+    for h in &handles {
+        assert_eq!(h.get(), expected);
+    }
+    let stats = counter.stats();
+    assert_eq!(stats.operations, expected);
+    assert!(stats.log_wraps >= expected / 8, "{stats:?}");
+}
+
+/// With a single replica the lone writer's op never goes through the log, yet positions still
+/// advance: tokens grow, token reads see their writes and the wrap count follows the writes.
+#[test]
+fn single_replica_positions_advance_without_log_entries() {
+    let topo = Topology::synthetic(1, 1, 1).unwrap();
+    let cfg = NrConfig {
+        log_size: 8,
+        max_batch: 4,
+        lag_bound: 8,
+    };
+    let map =
+        ReplicatedHashMap::<u64, String>::with_contents(&topo, cfg, &Default::default()).unwrap();
+    let h = map.register(topo.nodes()[0]).unwrap();
+    let mut last = replicore::nr::Token::default();
+    for k in 0..100u64 {
+        let (old, token) =
+            h.execute_mut_with_token(replicore::nr::HashMapWrite::Insert(k % 10, k.to_string()));
+        let old = old.into_value();
+        assert_eq!(
+            old,
+            k.checked_sub(10).map(|p| p.to_string()),
+            "key {}",
+            k % 10
+        );
+        assert!(token > last);
+        last = token;
+        let (v, seen) = h.execute_after(token, replicore::nr::HashMapRead::Get(&(k % 10)));
+        assert_eq!(v.into_value(), Some(k.to_string()));
+        assert!(seen >= token);
+    }
+    assert_eq!(map.stats().log_wraps, 100 / 8);
+}

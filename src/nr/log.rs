@@ -141,6 +141,16 @@ impl<Op: Clone> Log<Op> {
             .compare_exchange(t, t + n, Ordering::AcqRel, Ordering::Acquire)
     }
 
+    /// Reserves the next position for a write that will not be stored in the log: with a single
+    /// replica, whose combiner lock the caller holds, nobody else reserves or reads positions,
+    /// and that replica is current whenever the lock is free, so the log never fills.
+    pub fn reserve_unlogged(&self) -> usize {
+        debug_assert_eq!(self.local_tails.len(), 1);
+        let t = self.pos.tail.load(Ordering::Relaxed);
+        self.pos.tail.store(t + 1, Ordering::Release);
+        t
+    }
+
     /// Writes `op` at the reserved position `pos` and publishes it.
     pub fn write(&self, pos: usize, op: Op) {
         let entry = &self.entries[pos & self.mask];

@@ -10,7 +10,9 @@
 //!   it has applied the log) and the log a completed tail;
 //! - within a node, one thread at a time (the combiner) gathers every pending write of the node's
 //!   threads, appends them as one batch, applies the log to its replica in one go and hands out
-//!   responses;
+//!   responses; a thread that finds no combiner at work and no other write waiting is its own
+//!   batch of one, applied from its hands rather than read back from the log (with a single
+//!   replica it does not enter the log at all);
 //! - reads take the replica's reader lock, which costs a store to the reader's own cache line,
 //!   after the replica has applied every write that completed before the read began;
 //! - a read given a [`Token`] ([`Handle::execute_after`]) waits only until the local replica has

@@ -178,14 +178,7 @@ impl<D: Dispatch> Replica<D> {
         if log.is_poisoned() {
             poisoned();
         }
-        self.writer.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        self.slots.for_each(|s| {
-            let backoff = Backoff::new();
-            while s.reading.load(Ordering::Acquire) {
-                backoff.snooze();
-            }
-        });
+        self.exclude_readers();
         for pos in from..to {
             let applied = panic::catch_unwind(AssertUnwindSafe(|| {
                 let op = log.read(pos);
@@ -210,6 +203,59 @@ impl<D: Dispatch> Replica<D> {
         log.advance(me, to);
         self.writer.store(false, Ordering::Release);
         to - from
+    }
+}
+
+impl<D: Dispatch> Replica<D> {
+    /// Applies `op`, which the caller appended at log position `pos`, straight from its hands
+    /// rather than reading it back from the log, and publishes the local tail past it. The
+    /// replica must have applied every position before `pos` (the caller holds the combiner
+    /// lock and checked). With a single replica nobody else ever reads the log, so the caller
+    /// need not even write the op there.
+    pub(crate) fn apply_own(
+        &self,
+        me: usize,
+        log: &Log<D::WriteOp>,
+        _combiner: &CombinerGuard<'_, D::WriteOp, D::Response>,
+        pos: usize,
+        op: D::WriteOp,
+    ) -> D::Response {
+        debug_assert_eq!(log.local_tail(me), pos);
+        if log.is_poisoned() {
+            poisoned();
+        }
+        self.exclude_readers();
+        let applied = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: as in `replay`: we hold the combiner lock and the writer flag, with every
+            // reader flag seen clear after raising it.
+            self.data.with_mut(|d| unsafe { (**d).dispatch_mut(op) })
+        }));
+        match applied {
+            Ok(resp) => {
+                log.advance(me, pos + 1);
+                self.writer.store(false, Ordering::Release);
+                resp
+            }
+            // As in `replay`: poison, keep the writer flag up, hand the panic to our caller.
+            Err(payload) => {
+                log.poison();
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// The writer half of the reader-writer protocol: raises the writer flag, then waits until
+    /// every reader flag is down. The caller holds the combiner lock, applies, then lowers the
+    /// flag.
+    fn exclude_readers(&self) {
+        self.writer.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.slots.for_each(|s| {
+            let backoff = Backoff::new();
+            while s.reading.load(Ordering::Acquire) {
+                backoff.snooze();
+            }
+        });
     }
 }
 

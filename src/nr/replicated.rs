@@ -370,6 +370,62 @@ impl<D: Dispatch> Shared<D> {
         own_response
     }
 
+    /// A write by a thread that took its node's combiner lock before posting its op. When no
+    /// other thread of the node has an op waiting, the batch is this one op: it takes one log
+    /// position and is applied from the caller's hands, without the batch's scratch vectors,
+    /// mailbox scans and read-back. Short matters here beyond the instructions saved: the
+    /// processor overlaps one write's cache misses with the next operation's only if the code
+    /// between them fits its instruction window.
+    fn write_alone(
+        &self,
+        me: usize,
+        guard: CombinerGuard<'_, D::WriteOp, D::Response>,
+        op: D::WriteOp,
+    ) -> D::Response {
+        let replica = &self.replicas[me];
+        let mut waiting = false;
+        replica
+            .slots
+            .for_each(|s| waiting |= s.state.load(Ordering::Acquire) == PENDING);
+        if waiting {
+            return self
+                .combine(me, guard, Some(op))
+                .expect("the combiner answers its own op");
+        }
+        let response = if self.replicas.len() == 1 {
+            // The only replica: it is always current when its combiner lock is free, readers
+            // never replay (see `Log::completed`), so no one will read position `pos`.
+            let pos = self.log.reserve_unlogged();
+            replica.apply_own(me, &self.log, &guard, pos, op)
+        } else {
+            let pos = self.reserve(me, 1, &guard);
+            self.log.write(pos, op.clone());
+            if self.log.local_tail(me) == pos {
+                replica.apply_own(me, &self.log, &guard, pos, op)
+            } else {
+                // Other nodes appended before us: replay their entries and ours from the log.
+                let mut own = None;
+                replica.replay(me, &self.log, &guard, usize::MAX, |p, r| {
+                    if p == pos {
+                        own = Some(r);
+                    }
+                });
+                own.expect("the replay reaches the combiner's own position")
+            }
+        };
+        let c = &replica.combiner;
+        // Only the lock holder writes these two, so plain load-and-store suffices.
+        c.batches
+            .store(c.batches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        c.ops
+            .store(c.ops.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        drop(guard);
+        if self.replicas.len() > 1 {
+            self.propagate(me);
+        }
+        response
+    }
+
     /// Batched propagation: a replica that fell more than `lag_bound` behind (an idle node) is
     /// brought up to date by this writer, in one batch.
     fn propagate(&self, me: usize) {
@@ -810,10 +866,7 @@ impl<D: Dispatch> Handle<'_, D> {
         // PENDING, TAKEN, response in, DONE, response out) that a single thread would otherwise
         // pay on every write.
         if let Some(guard) = self.replica.combiner.lock.try_lock() {
-            return self
-                .shared
-                .combine(self.index, guard, Some(op))
-                .expect("the combiner answers its own op");
+            return self.shared.write_alone(self.index, guard, op);
         }
         let slot = self.slot;
         // SAFETY: the mailbox is EMPTY, so no combiner touches it until we publish PENDING.
