@@ -119,6 +119,7 @@ pub mod __protocol {
         Handle, HeapJob, Job, JobRef, JobResult, Latch, LoggedTask, SharedJob, StackJob, Starter,
     };
     pub use crate::pool::recovery::nap::{IdleMark, MonitorNap};
+    pub use crate::pool::recovery::sources::TakeSources;
     pub use crate::pool::sleep::{Sleep, SleepLatch, Slept};
     pub use crate::replication::*;
     pub use crate::sync::ShimMutex as Mutex;

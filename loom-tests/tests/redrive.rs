@@ -82,7 +82,7 @@ impl Recovery<Task> for StallsAfterAdopting<'_> {
     fn reoffer(&self, tasks: Vec<Task>) {
         self.inner.reoffer(tasks)
     }
-    fn reoffer_all(&self) {
+    fn reoffer_taken(&self) {
         // Stalled here, past a lease: the next driver fences epoch 1 and completes a takeover.
         let (outcome, mut rec) = drive(self.core, self.replicas, 1, 2);
         assert_eq!(outcome, Outcome::Restored);
@@ -92,7 +92,7 @@ impl Recovery<Task> for StallsAfterAdopting<'_> {
             .filter(|t| self.core.start(&token, t) == Start::Run)
             .count();
         self.second_runs.set(runs);
-        self.inner.reoffer_all()
+        self.inner.reoffer_taken()
     }
     fn restore(&self, room: (), tasks: Vec<Task>, token: OwnerToken) {
         self.inner.restore(room, tasks, token)

@@ -83,9 +83,10 @@ fn reoffer_after_takeover_races_thief_start() {
             let (cpu1, replica0) = (cpu1.clone(), replica0.clone());
             thread::spawn(move || {
                 // The sequence hands on the in-hand task and asks for every other unclaimed
-                // copy (`reoffer_all`); the pool's hook reads every replica, here CPU 0's.
+                // copy (`reoffer_taken`); the pool's hook reads the replicas of the CPUs the worker
+                // took from, here CPU 0's.
                 let (_, mut rec) = drive(&cpu1, &[Mutex::new(Replica::new(0))], 0, 0);
-                assert_eq!(rec.reoffer_all, 1);
+                assert_eq!(rec.reoffer_taken, 1);
                 let mut copies = restored(&mut rec);
                 copies.extend(replica0.lock().unwrap().unclaimed().cloned());
                 copies.iter().filter(|c| c.try_claim()).count()

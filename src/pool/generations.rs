@@ -13,7 +13,7 @@
 //! by a mutex, swap in a new `Vec` and free the old one once no reader can hold it.
 
 use crate::sync::Mutex;
-use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Stealer};
@@ -30,8 +30,6 @@ struct Generation {
 /// One CPU's deques, oldest first.
 pub(crate) struct Generations {
     list: Atomic<Vec<Generation>>,
-    /// `list.len()`, so that the hot path can skip pinning when only the owner's deque exists.
-    len: AtomicUsize,
     /// Serialises writers (add, prune); readers never take it.
     writer: Mutex<()>,
 }
@@ -49,7 +47,6 @@ impl Generations {
     pub(crate) fn new() -> Self {
         Generations {
             list: Atomic::new(Vec::new()),
-            len: AtomicUsize::new(0),
             writer: Mutex::new(()),
         }
     }
@@ -63,10 +60,10 @@ impl Generations {
         unsafe { shared.deref() }
     }
 
-    /// How many deques this CPU has now (1 while no takeover left an old one behind).
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+    /// How many deques this CPU has now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.load(&epoch::pin()).len()
     }
 
     /// Steals with `f` from each deque, oldest first, until one yields a job.
@@ -121,9 +118,7 @@ impl Generations {
         let Some(new) = f(self.load(&guard)) else {
             return;
         };
-        let n = new.len();
         let old = self.list.swap(Owned::new(new), Ordering::AcqRel, &guard);
-        self.len.store(n, Ordering::Release);
         // SAFETY: `old` is unreachable from `list` now; readers that loaded it are pinned, and
         // the collector frees it only after they unpin.
         unsafe { guard.defer_destroy(old) };
@@ -164,6 +159,7 @@ impl Drop for Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::atomic::AtomicUsize;
     use crossbeam_deque::Worker;
 
     #[test]

@@ -33,8 +33,8 @@ pub trait Job {
 pub trait Starter {
     /// Starts `handle`: [`Start::Run`] if this thread won its claim.
     fn start(&self, handle: &Handle) -> Start;
-    /// Queues a copy of a job this thread may not start (its lease was fenced).
-    fn requeue(&self, job: JobRef);
+    /// Queues a copy of a logged job this thread may not start (its lease was fenced).
+    fn requeue(&self, handle: Handle);
 }
 
 /// What the replication protocol stores about a logged task: its claim, and how to queue a copy.

@@ -23,6 +23,7 @@ use super::recovery::threads::{ThreadSpec, Threads};
 use super::sleep::Sleep;
 use super::stats::WorkerStats;
 use crate::replication::OwnerToken;
+use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::{CpuId, NodeId, Topology};
 
@@ -60,10 +61,17 @@ pub(crate) struct WorkerPlace {
     /// The OS CPU a pinned worker of this position binds to.
     pub(crate) os_cpu: usize,
     /// The thieves' ends of every deque this position's workers own or owned and is not yet
-    /// drained. A replacement worker after a takeover gets a **fresh** deque; the owner end
+    /// drained, and of its re-offer deque (`reoffered`). A replacement worker after a takeover gets a **fresh** deque; the owner end
     /// (`crossbeam_deque::Worker`) lives only on its worker thread, never shared, so two owners
     /// of one deque cannot exist: a fenced worker's old deque is drained only through these.
     pub(crate) generations: Generations,
+    /// Copies of unclaimed tasks that recovery re-offers from this position's replicas
+    /// (`recovery::takeover`). Its thieves' end is in `generations` for good (its `Owner` is
+    /// never dropped), so thieves find the copies where they look for this position's tasks,
+    /// and mark this position as their source first, as before any steal from it. Pushed by
+    /// whichever thread re-offers, under the lock (a deque has one owner end).
+    pub(crate) reoffered: Mutex<Worker<JobRef>>,
+    _reoffered_owner: Owner,
     /// Jobs that must run on this worker in particular (broadcasts).
     pub(crate) inbox: Injector<JobRef>,
     /// Counters written only by the owner (plain load + store, no read-modify-write). On their
@@ -144,12 +152,17 @@ impl Registry {
                 let node = topology.node_of(cpu);
                 let node_index = topology.node_index(node).expect("node of a known CPU");
                 node_workers[node_index].push(i);
+                let generations = Generations::new();
+                let reoffered = Worker::new_fifo();
+                let reoffered_owner = generations.add(reoffered.stealer());
                 CachePadded::new(WorkerPlace {
                     cpu,
                     node,
                     node_index,
                     os_cpu: topology.os_cpu(cpu),
-                    generations: Generations::new(),
+                    generations,
+                    reoffered: Mutex::new(reoffered),
+                    _reoffered_owner: reoffered_owner,
                     inbox: Injector::new(),
                     stats: CachePadded::new(WorkerStats::default()),
                 })

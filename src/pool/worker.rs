@@ -207,6 +207,7 @@ impl WorkerThread {
         CURRENT.with(|c| c.set(&worker));
         worker.start();
         worker.main_loop();
+        worker.seam.leaving(&worker.registry);
         // Off the pool before the exit handler: a task it spawns goes to the global pool rather
         // than into a deque no one will pop.
         CURRENT.with(|c| c.set(std::ptr::null()));
@@ -219,11 +220,14 @@ impl WorkerThread {
 
     fn main_loop(&self) {
         let registry = &*self.registry;
-        // Exit only when terminating, nothing is left anywhere, and no fenced worker is still
-        // running a task (it may spawn more, redirected to the injectors): accepted work always
-        // runs.
+        // Exit only when terminating, nothing is left anywhere, no fenced worker is still
+        // running a task (it may spawn more, redirected to the injectors), and no takeover's
+        // re-offer is pending (it may bring back a task a dead worker held): accepted work
+        // always runs.
         self.wait_for(None, || {
-            registry.terminating.load(Ordering::Acquire) && !registry.threads.fenced_running()
+            registry.terminating.load(Ordering::Acquire)
+                && !registry.threads.fenced_running()
+                && seam::settle_reoffers(registry)
         });
     }
 
@@ -568,12 +572,18 @@ impl WorkerThread {
                 bump(&stats.injector_pops);
                 return Some(job);
             }
-            // Our own CPU's older deques: a replacement drains its predecessor's.
-            let own = if me.generations.len() > 1 {
-                me.generations.steal_with(Stealer::steal)
-            } else {
-                Steal::Empty
-            };
+            // Our own CPU's other deques: a replacement drains its predecessor's, and copies
+            // re-offered from our CPU's replicas wait in its re-offer deque. In batches, as
+            // from an injector: after a takeover there can be thousands of copies, most of
+            // them of tasks that already ran. No source mark: their tasks are our CPU's, which
+            // its replicas answer for.
+            let own = me.generations.steal_with(|s| {
+                if s.is_empty() {
+                    Steal::Empty
+                } else {
+                    s.steal_batch_and_pop(&self.deque)
+                }
+            });
             if let Some(job) = found(own, &mut retry) {
                 point(FaultPoint::MidSteal, self.fault_id);
                 bump(&stats.steals_same_node);
@@ -589,7 +599,7 @@ impl WorkerThread {
                     }
                     let stolen = registry.workers[victim]
                         .generations
-                        .steal_with(Stealer::steal);
+                        .steal_with(|s| self.steal_from(victim, s, Stealer::steal));
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_same_node);
@@ -601,9 +611,9 @@ impl WorkerThread {
                 // A cross-node steal takes about half the victim's queue, paying the remote
                 // cache-line transfers once for many tasks.
                 for &victim in &registry.node_workers[node] {
-                    let stolen = registry.workers[victim]
-                        .generations
-                        .steal_with(|s| s.steal_batch_and_pop(&self.deque));
+                    let stolen = registry.workers[victim].generations.steal_with(|s| {
+                        self.steal_from(victim, s, |s| s.steal_batch_and_pop(&self.deque))
+                    });
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_remote_node);
@@ -615,20 +625,39 @@ impl WorkerThread {
                     return Some(job);
                 }
             }
-            if !retry {
+            if !retry || self.seam.seen_fenced() {
                 return None;
             }
         }
     }
 
     /// Takes a batch from an injector into our deque. An injector that looks empty is skipped
-    /// without a `steal`, whose failure would cost a `SeqCst` fence on every search.
+    /// without a `steal`, whose failure would cost a `SeqCst` fence on every search; one that
+    /// does not is first recorded as a source (`Seam::may_take_from`).
     #[inline]
     fn take_from(&self, injector: &crossbeam_deque::Injector<JobRef>) -> Steal<JobRef> {
-        if injector.is_empty() {
+        if injector.is_empty() || !self.seam.may_take_from(self.seam.injectors()) {
             Steal::Empty
         } else {
             injector.steal_batch_and_pop(&self.deque)
+        }
+    }
+
+    /// Steals with `steal` from one of CPU `victim`'s deques. A deque that looks empty is
+    /// skipped (two loads, no pin, no fence); one that does not is first recorded as a source,
+    /// so that if this worker crashes holding the task, its takeover re-offers it from the
+    /// victim's replicas (`Seam::may_take_from`).
+    #[inline]
+    fn steal_from(
+        &self,
+        victim: usize,
+        stealer: &Stealer<JobRef>,
+        steal: impl FnOnce(&Stealer<JobRef>) -> Steal<JobRef>,
+    ) -> Steal<JobRef> {
+        if stealer.is_empty() || !self.seam.may_take_from(victim) {
+            Steal::Empty
+        } else {
+            steal(stealer)
         }
     }
 
@@ -704,7 +733,7 @@ impl Starter for WorkerThread {
         self.seam.start(handle)
     }
 
-    fn requeue(&self, job: JobRef) {
-        self.registry.inject(job);
+    fn requeue(&self, handle: Handle) {
+        seam::requeue(&self.registry, handle);
     }
 }

@@ -32,8 +32,8 @@ pub struct Recorded<T> {
     pub restored: Vec<(Vec<T>, OwnerToken)>,
     /// Every task handed to `reoffer`.
     pub reoffered: Vec<T>,
-    /// Calls of `reoffer_all`.
-    pub reoffer_all: usize,
+    /// Calls of `reoffer_taken`.
+    pub reoffer_taken: usize,
     /// Rooms given back.
     pub released: usize,
     /// The epochs handled at the cap.
@@ -47,7 +47,7 @@ impl<T> Default for Recorded<T> {
         Recorded {
             restored: Vec::new(),
             reoffered: Vec::new(),
-            reoffer_all: 0,
+            reoffer_taken: 0,
             released: 0,
             at_cap: Vec::new(),
             fenced: Vec::new(),
@@ -97,8 +97,8 @@ impl<T> Recovery<T> for Recorder<T> {
         self.log.lock().reoffered.extend(tasks);
     }
 
-    fn reoffer_all(&self) {
-        self.log.lock().reoffer_all += 1;
+    fn reoffer_taken(&self) {
+        self.log.lock().reoffer_taken += 1;
     }
 
     fn restore(&self, (): (), tasks: Vec<T>, token: OwnerToken) {

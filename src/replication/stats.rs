@@ -30,6 +30,7 @@ pub struct ReplicationStats {
     takeovers_without_replacement: AtomicU64,
     busy_expiries: AtomicU64,
     monitor_rounds: AtomicU64,
+    tasks_reoffered: AtomicU64,
 }
 
 /// A snapshot of a pool's recovery counters: leases, takeovers and replicas
@@ -79,6 +80,11 @@ pub struct RecoveryStats {
     /// per quarter lease while some worker runs, none while every worker is parked (it then
     /// naps until one wakes, so an idle pool costs no CPU whatever its size).
     pub monitor_rounds: u64,
+    /// Copies of unclaimed tasks queued on the injectors by recovery: after a takeover or a
+    /// stall at the cap, those of the queues the stalled worker took from (and, at the cap, of
+    /// its own CPU's replicas), plus a fenced owner's late pushes and refused starts. The claim
+    /// picks which copy runs, so a copy whose task already ran costs a pop and nothing else.
+    pub tasks_reoffered: u64,
 }
 
 impl ReplicationStats {
@@ -101,6 +107,7 @@ impl ReplicationStats {
             takeovers_without_replacement: self.takeovers_without_replacement.load(Relaxed),
             busy_expiries: self.busy_expiries.load(Relaxed),
             monitor_rounds: self.monitor_rounds.load(Relaxed),
+            tasks_reoffered: self.tasks_reoffered.load(Relaxed),
         }
     }
 
@@ -164,6 +171,12 @@ impl ReplicationStats {
     #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn record_monitor_round(&self) {
         self.monitor_rounds.fetch_add(1, Relaxed);
+    }
+
+    /// Copies queued by re-offering.
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn record_reoffered(&self, n: u64) {
+        self.tasks_reoffered.fetch_add(n, Relaxed);
     }
 
     pub(crate) fn record_gap(&self) {

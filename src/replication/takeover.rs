@@ -13,8 +13,8 @@
 //! 4. Adopt from the first replica whose lock comes free within the patience (`ReplicaApply`
 //!    fires with that lock held), else from a fresh view of the log's retained window; add the
 //!    in-hand task (it may have come from another CPU or an injector, so the replica need not
-//!    know it); re-offer copies of every unclaimed task a crashed owner may have held
-//!    ([`Recovery::reoffer_all`]). Adoption leaves the tasks in the replica, so a later driver
+//!    know it); re-offer copies of the unclaimed tasks of the queues a crashed owner took from
+//!    ([`Recovery::reoffer_taken`]). Adoption leaves the tasks in the replica, so a later driver
 //!    can adopt them again; the claim picks which copy runs.
 //! 5. `InsideTakeover` #3. Adopted, no replacement yet: the copies die with the driver, the
 //!    replica still has them, and the unrenewed epoch expires as in step 3.
@@ -60,9 +60,11 @@ pub trait Recovery<T> {
     fn fenced(&self, fence: &FencePoint);
     /// Queues copies of `tasks` where any worker can take them; the claim picks one.
     fn reoffer(&self, tasks: Vec<T>);
-    /// Re-offers copies of every unclaimed task a crashed owner may have held that this CPU's
-    /// replica does not know (stolen from another CPU, taken from an injector).
-    fn reoffer_all(&self);
+    /// Re-offers copies of the unclaimed tasks a crashed owner may have held that this CPU's
+    /// replica does not know: those of the queues it took from (another CPU's deque, an
+    /// injector). The pool records those sources as its workers take (`pool::recovery::sources`)
+    /// and re-offers a lease later unless the fenced owner comes back.
+    fn reoffer_taken(&self);
     /// Starts the replacement owner under `token` with `tasks`.
     fn restore(&self, room: Self::Room, tasks: Vec<T>, token: OwnerToken);
 }
@@ -141,7 +143,7 @@ pub fn take_over<T: Claimable, R: Recovery<T>>(t: Takeover<'_, T>, hooks: &R) ->
     {
         tasks.push(h);
     }
-    hooks.reoffer_all();
+    hooks.reoffer_taken();
     point(FaultPoint::InsideTakeover, t.fault_id);
     if !core.lease().is_current(fenced.new_epoch) {
         // We stalled past a lease and a later driver fenced our epoch and adopted the same tasks

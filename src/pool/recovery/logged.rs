@@ -116,7 +116,7 @@ impl<R: RunOnce> Job for Logged<R> {
                 Start::Run => true,
                 Start::AlreadyClaimed => false,
                 Start::Fenced => {
-                    w.requeue(job_ref(handle));
+                    w.requeue(handle);
                     return;
                 }
             },

@@ -18,9 +18,10 @@
 //! | `takeover` | the pool's hooks into the protocol's takeover sequence |
 //! | `monitor` | the backstop thread: replica sync, pruning, expiry when no worker can look |
 //! | `nap` | how the monitor waits: a tick while a worker runs, until woken while all are idle |
+//! | `sources` | which queues a CPU's worker took from: what its takeover re-offers |
 //! | `threads` | worker threads over the pool's life: seats, start, retire, join, shutdown |
 //!
-//! Dependencies run one way: `state`, `nap`, `logged`, `judge`, `probe` and `threads` sit below the
+//! Dependencies run one way: `state`, `nap`, `sources`, `logged`, `judge`, `probe` and `threads` sit below the
 //! registry (it owns their types); `takeover`, `watch`, `monitor` and `seam` sit above it and
 //! below the worker.
 
@@ -30,6 +31,7 @@ pub(crate) mod monitor;
 pub(crate) mod nap;
 pub(crate) mod probe;
 pub(crate) mod seam;
+pub(crate) mod sources;
 pub(crate) mod state;
 pub(crate) mod takeover;
 pub(crate) mod threads;

@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::logged::Handle;
-use super::takeover::{Driver, reoffer};
+use super::takeover::{Driver, catch_up, reoffer, reoffer_due};
 use super::watch::{Verdict, check};
 use crate::pool::registry::Registry;
 use crate::replication::Claimable;
@@ -39,12 +38,13 @@ fn tick(lease: Duration) -> Duration {
 const IDLE_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// Whether the monitor has nothing to look at: no drain under way, no expiry waiting for a
-/// driver, and every CPU's owner idle (parked, not started, or exited). Reads each idle mark
+/// driver, every CPU's owner idle (parked, not started, or exited), and no re-offer pending. Reads each idle mark
 /// with `SeqCst`, as the nap's hand-shake requires.
 fn all_idle(registry: &Registry) -> bool {
     !registry.terminating.load(Ordering::SeqCst)
         && !registry.recovery.takeover_wanted.load(Ordering::SeqCst)
         && registry.recovery.cpus.iter().all(|cpu| cpu.owner_idle())
+        && registry.recovery.pending.lock().is_empty()
 }
 
 /// Starts the monitor thread.
@@ -84,6 +84,11 @@ fn run(registry: Arc<Registry>) {
         };
         registry.recovery.protocol.record_monitor_round();
         sync_replicas(&registry);
+        reoffer_due(
+            &registry,
+            Instant::now(),
+            registry.terminating.load(Ordering::Acquire),
+        );
         {
             // One epoch pin for all the lists (see `find_work`): a first pin per list would
             // scan every thread that ever pinned each 128 pins, on every tick.
@@ -149,29 +154,11 @@ fn run(registry: Arc<Registry>) {
 fn sync_replicas(registry: &Registry) {
     for cpu in registry.recovery.cpus.iter() {
         for replica in cpu.replicas.iter() {
-            if let Some(replica) = replica.try_lock() {
-                apply_batch(registry, &cpu.core, replica, usize::MAX);
+            if let Some(mut replica) = replica.try_lock() {
+                let redirected = catch_up(registry, &cpu.core, &mut replica);
+                drop(replica);
+                reoffer(registry, redirected);
             }
         }
     }
-}
-
-/// One batch of at most `max` ops into a locked replica: records lag and gaps, and re-enqueues
-/// the redirected pushes it found (after unlocking).
-fn apply_batch(
-    registry: &Registry,
-    core: &crate::replication::CpuState<Handle>,
-    mut replica: crate::sync::MutexGuard<'_, crate::replication::Replica<Handle>>,
-    max: usize,
-) {
-    let log = core.log();
-    let report = replica.sync(log, log.tail(), max);
-    if report.gap {
-        registry.recovery.protocol.record_gap();
-    }
-    let (ops, time) = replica.lag(log);
-    registry.recovery.protocol.record_lag(ops, time);
-    let redirected = replica.take_redirected();
-    drop(replica);
-    reoffer(registry, redirected);
 }

@@ -1,7 +1,7 @@
 //! The seam between scheduling and recovery: the few points where a worker's loop touches its
 //! lease, and nothing else.
 //!
-//! A worker holds one [`Seam`] and calls it at four points:
+//! A worker holds one [`Seam`] and calls it at five points:
 //! - **scheduling point** ([`Seam::scheduling_point`], and [`Seam::renew`] on every pop):
 //!   renews the lease with one relaxed store, and every few turns watches the neighbours'
 //!   leases (`watch`);
@@ -9,7 +9,9 @@
 //!   worker takes no new work and pushes nothing onto its deque (G4);
 //! - **publish** ([`Seam::publish`]): a heap job enters this CPU's op log before its deque;
 //! - **start** ([`Seam::start`], through the job's `Starter`): a logged job is recorded in hand,
-//!   the lease checked and the job claimed before it runs.
+//!   the lease checked and the job claimed before it runs;
+//! - **take** ([`Seam::may_take_from`]): before a take from another CPU's deque or an injector,
+//!   the source is recorded, so that a takeover knows whose replicas to re-offer (`sources`).
 //!
 //! With `replication_factor(0)` publish and start cost nothing (nothing is logged); the lease
 //! and the watch stay, since they are what restores a stalled CPU's capacity.
@@ -154,9 +156,34 @@ impl Seam {
             Ok(handle) => Publish::Queue(job_ref(handle)),
             Err(Fenced(handle)) => {
                 self.fenced.set(true);
+                // In no log: the injector-side list answers for it (see `takeover::reoffer`).
+                registry.recovery.external.lock().push(Arc::clone(&handle));
                 Publish::Redirect(job_ref(handle))
             }
         }
+    }
+
+    /// Before a take from `source` (a CPU's deques, or `TakeSources::injectors`): records it for
+    /// this CPU's takeover, and says whether this worker may take. A newly recorded source is
+    /// followed by a lease check, so that either a takeover sees the record or this worker sees
+    /// the fence and takes nothing (see `sources`). With nothing logged there is nothing to
+    /// re-offer, and this is free.
+    #[inline]
+    pub(crate) fn may_take_from(&self, source: usize) -> bool {
+        if !self.logged {
+            return true;
+        }
+        if self.cpu().sources.note(source) {
+            !self.is_fenced()
+        } else {
+            !self.fenced.get()
+        }
+    }
+
+    /// The index [`may_take_from`](Self::may_take_from) uses for the injectors.
+    #[inline]
+    pub(crate) fn injectors(&self) -> usize {
+        self.cpu().sources.injectors()
     }
 
     /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then
@@ -193,6 +220,11 @@ impl Seam {
     /// Marks the CPU idle for this worker's epoch before it parks: a parked worker has an
     /// empty deque and nothing in hand, so its silent heartbeat is not a stall.
     pub(crate) fn park(&self) {
+        // Nothing taken from elsewhere is left in hand or in the deque: forget the sources. Not
+        // once fenced: the marks are the CPU's, and a replacement's may be in them by now.
+        if !self.is_fenced() {
+            self.cpu().sources.clear();
+        }
         self.cpu().idle.mark(self.epoch());
     }
 
@@ -204,6 +236,15 @@ impl Seam {
     /// The worker in `seat` leaves the pool. A fenced worker tells shutdown it is done
     /// (terminating workers wait for fenced ones); a worker that exits at shutdown marks its CPU
     /// idle, so that no one takes over a CPU whose worker simply left.
+    /// The worker left its loop. A fenced one has requeued whatever it took and held by now
+    /// (its starts were refused), so its takeover need not re-offer for it
+    /// (`takeover::came_back`).
+    pub(crate) fn leaving(&self, registry: &Registry) {
+        if self.is_fenced() {
+            super::takeover::came_back(registry, self.index, self.epoch());
+        }
+    }
+
     pub(crate) fn retire(&self, registry: &Registry, seat: usize) {
         if self.is_fenced() {
             registry.threads.retire(seat);
@@ -236,8 +277,20 @@ pub(crate) fn publish_external(registry: &Registry, work: impl RunOnce) {
     registry.inject(job_ref(handle));
 }
 
+/// Queues a copy of a logged job a fenced worker took but may not start, where any worker can
+/// take it (listed like every re-offered copy: see `takeover::reoffer`).
+pub(crate) fn requeue(registry: &Registry, handle: Handle) {
+    super::takeover::reoffer(registry, vec![handle]);
+}
+
 /// Sends a job a fenced worker may not queue to its node's injector, and counts it.
 pub(crate) fn redirect(registry: &Registry, job: JobRef) {
     registry.recovery.protocol.record_fenced(1);
     registry.inject(job);
+}
+
+/// Whether no takeover's re-offer is still pending, for a worker that may leave at shutdown;
+/// runs the pending ones first (see `takeover::settle_reoffers`).
+pub(crate) fn settle_reoffers(registry: &Registry) -> bool {
+    super::takeover::settle_reoffers(registry)
 }

@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use super::judge::Watch;
 use super::nap::{IdleMark, MonitorNap};
 use super::probe::ThreadProbe;
+use super::sources::TakeSources;
 use super::threads::NO_SEAT;
 use crate::pool::job::Handle;
 use crate::replication::{CpuState, DEFAULT_LOG_CAPACITY, Replica, ReplicationStats};
@@ -44,6 +45,9 @@ pub(crate) struct CpuRecovery {
     pub(crate) owner_probe: Mutex<Option<(u32, ThreadProbe)>>,
     /// This CPU's lease as judged by whoever looks (see `judge`).
     pub(crate) watch: Watch,
+    /// The CPUs (and whether the injectors) this CPU's worker took tasks from since it last
+    /// parked: what its takeover re-offers besides its own replica (see `sources`).
+    pub(crate) sources: TakeSources,
     /// Position 0 of a `use_current_thread` pool: its worker is the thread that built the pool,
     /// which renews its lease only while inside a pool call. Such a CPU is never judged (so
     /// never taken over), and its worker counts as no live watcher; its queued tasks are
@@ -66,6 +70,21 @@ impl CpuRecovery {
     }
 }
 
+/// A takeover's re-offer of the queues its fenced worker took from, due at `due` unless that
+/// worker comes back first (a stalled worker that resumes requeues what it holds itself).
+pub(crate) struct PendingReoffer {
+    /// The taken-over position, and the epoch its fenced worker owned it under (`None` when the
+    /// takeover fenced no running thread: nobody can come back to cancel it).
+    pub(crate) cpu: usize,
+    pub(crate) epoch: Option<u32>,
+    /// The sources that worker had marked, read right after the fence (`TakeSources::noted`).
+    pub(crate) sources: Vec<usize>,
+    pub(crate) due: Instant,
+    /// Earlier tries that found a replica of some source locked past patience (see
+    /// `takeover::reoffer_sources`).
+    pub(crate) attempts: u32,
+}
+
 /// A pool's recovery state: per-CPU state, who watches whom, and the takeover counters.
 pub(crate) struct RecoveryState {
     /// Indexed by worker position, like the registry's queues.
@@ -79,10 +98,15 @@ pub(crate) struct RecoveryState {
     pub(crate) takeover_wanted: CachePadded<AtomicBool>,
     /// The CPUs whose lease expired and waits for a driver. Written by the monitor only.
     pub(crate) wanted: AtomicBits,
-    /// Heap jobs submitted from outside the pool while replication is on, until claimed: no
-    /// CPU's log records them, so this list is what lets a takeover re-offer one that a crashed
-    /// worker had taken from an injector. Pruned by the monitor.
+    /// Logged heap jobs that sit in an injector, until claimed: submissions from outside the
+    /// pool while replication is on, re-offered copies, and a fenced worker's redirected pushes.
+    /// No CPU's replica answers for them, so this list is what lets a takeover re-offer one that
+    /// a crashed worker had taken from an injector. Pruned by the monitor.
     pub(crate) external: Mutex<Vec<Handle>>,
+    /// Re-offers that takeovers put off until their fenced worker has had time to come back
+    /// (see `takeover::reoffer_taken`). Served by the monitor; short (one entry per takeover
+    /// still within its delay).
+    pub(crate) pending: Mutex<Vec<PendingReoffer>>,
     /// Takeover counters (`RecoveryStats`), shared with every CPU's protocol state.
     pub(crate) protocol: Arc<ReplicationStats>,
     /// Tells the monitor thread to exit.
@@ -134,6 +158,7 @@ impl RecoveryState {
                     owner_seat: AtomicUsize::new(NO_SEAT),
                     owner_probe: Mutex::new(None),
                     watch: Watch::new(now),
+                    sources: TakeSources::new(n),
                     caller_owned: use_current_thread && i == 0,
                 })
             })
@@ -144,6 +169,7 @@ impl RecoveryState {
             takeover_wanted: CachePadded::new(AtomicBool::new(false)),
             wanted: AtomicBits::new(n),
             external: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
             protocol,
             monitor_stop: AtomicBool::new(false),
             monitor_nap,

@@ -11,15 +11,19 @@
 //! A driver that dies holding a seat reservation keeps it: the seats bound threads, and the
 //! crashed thread still exists.
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_deque::Worker;
 
 use super::logged::{Handle, job_ref};
+use super::state::PendingReoffer;
 use super::threads::NO_SEAT;
 use crate::pool::registry::Registry;
 use crate::replication::{
-    Claimable, FencePoint, OwnerToken, Recovery, Takeover, lock_within, take_over,
+    Claimable, CpuState, FencePoint, OwnerToken, Recovery, Replica, Takeover, lock_within,
+    take_over,
 };
 use crate::sync::atomic::Ordering;
 
@@ -42,13 +46,22 @@ pub(crate) fn drive(registry: &Arc<Registry>, i: usize, epoch: u32, d: Driver) {
         fault_id: d.fault_id,
         patience: registry.config.lease / 2,
     };
-    take_over(takeover, &PoolRecovery { registry, cpu: i });
+    take_over(
+        takeover,
+        &PoolRecovery {
+            registry,
+            cpu: i,
+            fenced_epoch: Cell::new(None),
+        },
+    );
 }
 
 /// The hooks for a takeover of position `cpu`.
 struct PoolRecovery<'a> {
     registry: &'a Arc<Registry>,
     cpu: usize,
+    /// The epoch this takeover fenced, once it has (`fenced`).
+    fenced_epoch: Cell<Option<u32>>,
 }
 
 impl Recovery<Handle> for PoolRecovery<'_> {
@@ -67,7 +80,8 @@ impl Recovery<Handle> for PoolRecovery<'_> {
         at_cap(self.registry, self.cpu, epoch);
     }
 
-    fn fenced(&self, _: &FencePoint) {
+    fn fenced(&self, fence: &FencePoint) {
+        self.fenced_epoch.set(Some(fence.old_epoch));
         // The thread that owned the fenced epoch (if one was started) may still be running a
         // task that spawns more: shutdown waits for it to retire.
         let old = self.registry.recovery.cpus[self.cpu]
@@ -85,8 +99,8 @@ impl Recovery<Handle> for PoolRecovery<'_> {
         reoffer(self.registry, tasks);
     }
 
-    fn reoffer_all(&self) {
-        reoffer_all(self.registry);
+    fn reoffer_taken(&self) {
+        reoffer_taken(self.registry, self.cpu, self.fenced_epoch.get());
     }
 
     fn restore(&self, seat: usize, tasks: Vec<Handle>, token: OwnerToken) {
@@ -94,31 +108,195 @@ impl Recovery<Handle> for PoolRecovery<'_> {
     }
 }
 
-/// A crashed worker may have been holding a task it took from *another* CPU's queue, stole, or
-/// took from an injector. That task is still known, unclaimed, to its origin CPU's replicas
-/// (they keep tasks until claimed) or to the registry's list of external submissions. Re-offer
-/// every such task once; duplicates lose the claim. A replica whose lock stays taken is skipped.
-pub(crate) fn reoffer_all(registry: &Registry) {
-    let patience = registry.config.lease / 4;
-    for cpu in registry.recovery.cpus.iter() {
-        for replica in cpu.replicas.iter() {
-            let copies: Vec<Handle> = match lock_within(replica, patience) {
-                Some(r) => r.unclaimed().cloned().collect(),
-                None => continue,
-            };
-            reoffer(registry, copies);
-        }
+/// A crashed worker may have been holding a task it took from *another* CPU's deque or from an
+/// injector, not yet recorded in hand. That task is still known, unclaimed, to the replicas of
+/// the CPU that pushed it (they keep tasks until claimed) or to the registry's injector-side
+/// list (`RecoveryState::external`). The worker recorded each such source before its first
+/// take from it (`sources`), and the takeover reads them right after its fence.
+///
+/// The re-offer itself waits a lease (`RecoveryState::pending`, served by the monitor) and is
+/// dropped if the fenced worker comes back meanwhile ([`came_back`]): a worker that only
+/// stalled finds itself fenced when it resumes and requeues what it holds, so copies are
+/// needed only for one that died. Re-offering at once after every takeover flooded the queues
+/// with copies whenever takeovers came faster than the queued tasks ran (the fault stress, with
+/// hundreds of stall takeovers a second, made tens of millions). A takeover that fenced no
+/// running thread's epoch re-offers at once.
+pub(crate) fn reoffer_taken(registry: &Registry, cpu: usize, fenced_epoch: Option<u32>) {
+    let sources = registry.recovery.cpus[cpu].sources.noted();
+    if sources.is_empty() {
+        return;
     }
-    let external: Vec<Handle> = registry.recovery.external.lock().clone();
-    reoffer(registry, external);
+    match fenced_epoch {
+        Some(epoch) => registry.recovery.pending.lock().push(PendingReoffer {
+            cpu,
+            epoch: Some(epoch),
+            sources,
+            due: Instant::now() + registry.config.lease,
+            attempts: 0,
+        }),
+        None => reoffer_sources(registry, cpu, None, &sources, 0),
+    }
 }
 
-/// Queues copies of unclaimed tasks on the injectors; the claim picks which copy runs.
-pub(crate) fn reoffer(registry: &Registry, tasks: Vec<Handle>) {
-    for t in tasks {
-        if !t.claim().is_claimed() {
-            registry.inject(job_ref(t));
+/// The fenced worker that owned `cpu` under `epoch` came back (it resumed and is leaving the
+/// pool, having requeued what it held): its takeover's re-offer is not needed.
+pub(crate) fn came_back(registry: &Registry, cpu: usize, epoch: u32) {
+    registry
+        .recovery
+        .pending
+        .lock()
+        .retain(|p| !(p.cpu == cpu && p.epoch == Some(epoch)));
+}
+
+/// Runs the put-off re-offers that are due at `now`, or all of them (`all`: the pool is
+/// terminating, so no worker may leave while a lost task could still come back).
+pub(crate) fn reoffer_due(registry: &Registry, now: Instant, all: bool) {
+    let due: Vec<PendingReoffer> = {
+        let mut pending = registry.recovery.pending.lock();
+        if pending.is_empty() {
+            return;
         }
+        let (due, later) = std::mem::take(&mut *pending)
+            .into_iter()
+            .partition(|p| all || p.due <= now);
+        *pending = later;
+        due
+    };
+    for p in due {
+        reoffer_sources(registry, p.cpu, p.epoch, &p.sources, p.attempts);
+    }
+}
+
+/// Whether no takeover's re-offer is pending, for a worker deciding whether it may leave at
+/// shutdown. Runs every pending one first, due or not: the monitor may be gone already (a
+/// takeover it drove just before it stopped can start a replacement that has yet to leave),
+/// and a worker must not wait for a re-offer that nobody else would run.
+pub(crate) fn settle_reoffers(registry: &Registry) -> bool {
+    reoffer_due(registry, Instant::now(), true);
+    registry.recovery.pending.lock().is_empty()
+}
+
+/// How many times a re-offer tries a source whose replica stays locked. Its holder may have
+/// stalled mid-sync (it lets go within a few leases) or crashed there (never); past these tries
+/// the source's other replicas, if any, are what covers it.
+const REOFFER_ATTEMPTS: u32 = 8;
+
+/// Re-offers the unclaimed tasks of `sources`, as marked by `cpu`'s worker (fenced at `epoch`,
+/// if a running thread was): each source CPU's replicas, and the injector-side list for the
+/// injectors' mark. A source with a replica that could not be locked in time (its holder
+/// stalled mid-sync, say) is tried again a little later, up to [`REOFFER_ATTEMPTS`] times in
+/// all: nothing else would re-offer what the dead worker took from it.
+fn reoffer_sources(
+    registry: &Registry,
+    cpu: usize,
+    epoch: Option<u32>,
+    sources: &[usize],
+    attempts: u32,
+) {
+    let injectors = registry.recovery.cpus[cpu].sources.injectors();
+    let mut missed = Vec::new();
+    for &source in sources {
+        if source == injectors {
+            let listed: Vec<Handle> = registry.recovery.external.lock().clone();
+            let mut queued = 0;
+            for t in listed.into_iter().filter(|t| !t.claim().is_claimed()) {
+                registry.inject(job_ref(t));
+                queued += 1;
+            }
+            registry.recovery.protocol.record_reoffered(queued);
+        } else if !reoffer_replicas_of(registry, source) {
+            missed.push(source);
+        }
+    }
+    if !missed.is_empty() && attempts + 1 < REOFFER_ATTEMPTS {
+        registry.recovery.pending.lock().push(PendingReoffer {
+            cpu,
+            epoch,
+            sources: missed,
+            due: Instant::now() + registry.config.lease / 4,
+            attempts: attempts + 1,
+        });
+    }
+}
+
+/// Re-offers the unclaimed tasks of CPU `source`'s replicas on that CPU's re-offer deque
+/// (`WorkerPlace::reoffered`): a thief takes a copy from there only after marking `source`,
+/// as for any take from `source`, so a worker that crashes holding a copy is covered by these
+/// same replicas. (Copies on an injector would need listing, and a list re-offered whole at
+/// every takeover grows with every re-offer.) Returns whether every replica was re-offered;
+/// one that could not be locked within a quarter lease was skipped.
+fn reoffer_replicas_of(registry: &Registry, source: usize) -> bool {
+    let patience = registry.config.lease / 4;
+    let cpu = &registry.recovery.cpus[source];
+    let mut all = true;
+    for replica in cpu.replicas.iter() {
+        let Some(mut replica) = lock_within(replica, patience) else {
+            all = false;
+            continue;
+        };
+        // The monitor applies every replica each tick, so this is usually a short batch; it
+        // makes a push newer than the last tick re-offerable too.
+        let redirected = catch_up(registry, &cpu.core, &mut replica);
+        let copies: Vec<Handle> = replica.unclaimed().cloned().collect();
+        drop(replica);
+        let queued = copies.len();
+        {
+            let deque = registry.workers[source].reoffered.lock();
+            for t in copies {
+                deque.push(job_ref(t));
+            }
+        }
+        for _ in 0..queued {
+            registry.sleep.new_injected_work();
+        }
+        registry.recovery.protocol.record_reoffered(queued as u64);
+        reoffer(registry, redirected);
+    }
+    all
+}
+
+/// Applies `core`'s log to a locked replica of it, up to the tail, and records lag and gaps.
+/// Returns the redirected pushes it found (a fenced owner's late ones, which the replica does
+/// not keep), for the caller to re-offer once the replica is unlocked.
+pub(crate) fn catch_up(
+    registry: &Registry,
+    core: &CpuState<Handle>,
+    replica: &mut Replica<Handle>,
+) -> Vec<Handle> {
+    let log = core.log();
+    let report = replica.sync(log, log.tail(), usize::MAX);
+    if report.gap {
+        registry.recovery.protocol.record_gap();
+    }
+    let (ops, time) = replica.lag(log);
+    registry.recovery.protocol.record_lag(ops, time);
+    replica.take_redirected()
+}
+
+/// Queues copies of unclaimed tasks that no replica keeps for sure (an in-hand task, a fenced
+/// owner's late pushes, a refused start, an overtaken driver's adoption) on the injectors, and
+/// lists them, so that a worker that crashes holding one it took from an injector is covered
+/// like one holding an outside submission. The claim picks which copy runs. These are rare:
+/// each follows a fault.
+pub(crate) fn reoffer(registry: &Registry, tasks: Vec<Handle>) {
+    let tasks: Vec<Handle> = tasks
+        .into_iter()
+        .filter(|t| !t.claim().is_claimed())
+        .collect();
+    if tasks.is_empty() {
+        return;
+    }
+    registry
+        .recovery
+        .external
+        .lock()
+        .extend(tasks.iter().map(Arc::clone));
+    registry
+        .recovery
+        .protocol
+        .record_reoffered(tasks.len() as u64);
+    for t in tasks {
+        registry.inject(job_ref(t));
     }
 }
 
@@ -134,7 +312,9 @@ fn at_cap(registry: &Registry, i: usize, epoch: u32) {
     }
     registry.recovery.protocol.record_expiry();
     reoffer(registry, cpu.core.in_hand().into_iter().collect());
-    reoffer_all(registry);
+    reoffer_replicas_of(registry, i);
+    // Not fenced: the worker may never resume, and nothing would tell us. At once.
+    reoffer_taken(registry, i, None);
     registry.recovery.protocol.record_without_replacement();
     registry.sleep.wake_all();
 }
@@ -149,6 +329,14 @@ fn restore_capacity(
     token: OwnerToken,
 ) {
     let cpu = &registry.recovery.cpus[i];
+    // The in-hand task among the adopted ones may have come from another CPU or an injector,
+    // so this CPU's replicas need not know it: list it, and mark the injectors as a source of
+    // the replacement (before it starts), so that if it crashes holding that task, its own
+    // takeover re-offers the list.
+    if let Some(in_hand) = cpu.core.in_hand().filter(|t| !t.claim().is_claimed()) {
+        registry.recovery.external.lock().push(in_hand);
+        cpu.sources.note(cpu.sources.injectors());
+    }
     let deque = Worker::new_lifo();
     for t in &tasks {
         deque.push(job_ref(Arc::clone(t)));
