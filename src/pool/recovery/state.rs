@@ -107,6 +107,10 @@ pub(crate) struct RecoveryState {
     /// (see `takeover::reoffer_taken`). Served by the monitor; short (one entry per takeover
     /// still within its delay).
     pub(crate) pending: Mutex<Vec<PendingReoffer>>,
+    /// Re-offers taken out of `pending` and still queueing their copies. Raised under the
+    /// `pending` lock, so whoever finds `pending` empty under it also sees a re-offer that
+    /// emptied it and has not finished (see `takeover::settle_reoffers`).
+    pub(crate) reoffers_running: AtomicUsize,
     /// Takeover counters (`RecoveryStats`), shared with every CPU's protocol state.
     pub(crate) protocol: Arc<ReplicationStats>,
     /// Tells the monitor thread to exit.
@@ -170,6 +174,7 @@ impl RecoveryState {
             wanted: AtomicBits::new(n),
             external: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
+            reoffers_running: AtomicUsize::new(0),
             protocol,
             monitor_stop: AtomicBool::new(false),
             monitor_nap,

@@ -149,31 +149,44 @@ pub(crate) fn came_back(registry: &Registry, cpu: usize, epoch: u32) {
 }
 
 /// Runs the put-off re-offers that are due at `now`, or all of them (`all`: the pool is
-/// terminating, so no worker may leave while a lost task could still come back).
-pub(crate) fn reoffer_due(registry: &Registry, now: Instant, all: bool) {
+/// terminating, so no worker may leave while a lost task could still come back). Returns
+/// whether it ran any.
+pub(crate) fn reoffer_due(registry: &Registry, now: Instant, all: bool) -> bool {
+    let recovery = &registry.recovery;
     let due: Vec<PendingReoffer> = {
-        let mut pending = registry.recovery.pending.lock();
+        let mut pending = recovery.pending.lock();
         if pending.is_empty() {
-            return;
+            return false;
         }
-        let (due, later) = std::mem::take(&mut *pending)
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut *pending)
             .into_iter()
             .partition(|p| all || p.due <= now);
         *pending = later;
+        if due.is_empty() {
+            return false;
+        }
+        recovery.reoffers_running.fetch_add(1, Ordering::AcqRel);
         due
     };
     for p in due {
         reoffer_sources(registry, p.cpu, p.epoch, &p.sources, p.attempts);
     }
+    recovery.reoffers_running.fetch_sub(1, Ordering::AcqRel);
+    true
 }
 
-/// Whether no takeover's re-offer is pending, for a worker deciding whether it may leave at
-/// shutdown. Runs every pending one first, due or not: the monitor may be gone already (a
-/// takeover it drove just before it stopped can start a replacement that has yet to leave),
-/// and a worker must not wait for a re-offer that nobody else would run.
+/// Whether a worker may leave at shutdown as far as re-offers go: none pending and none still
+/// queueing copies. Runs every pending one first, due or not: the monitor may be gone already
+/// (a takeover it drove just before it stopped can start a replacement that has yet to leave),
+/// and a worker must not wait for a re-offer that nobody else would run. A worker that ran one
+/// answers no, so that it goes round its loop again and runs the copies it just queued.
 pub(crate) fn settle_reoffers(registry: &Registry) -> bool {
-    reoffer_due(registry, Instant::now(), true);
-    registry.recovery.pending.lock().is_empty()
+    if reoffer_due(registry, Instant::now(), true) {
+        return false;
+    }
+    let recovery = &registry.recovery;
+    let pending = recovery.pending.lock();
+    pending.is_empty() && recovery.reoffers_running.load(Ordering::Acquire) == 0
 }
 
 /// How many times a re-offer tries a source whose replica stays locked. Its holder may have
