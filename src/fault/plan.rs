@@ -301,6 +301,31 @@ impl FaultPlan {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether a rule added with [`stall`](Self::stall), [`crash`](Self::crash),
+    /// [`stall_at`](Self::stall_at) or [`crash_at`](Self::crash_at) for `worker` at `point`
+    /// has fired. A test that plans a fault at the `nth` visit of a point can check that the
+    /// run got that far before it expects what the fault causes (a takeover, say): a worker
+    /// that the scheduler kept away from the point never reaches it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use replicore::fault::{enter, leave, point, FaultPlan, FaultPoint};
+    /// let plan = FaultPlan::none().stall_at(FaultPoint::MidPush, 1, 2, Duration::ZERO);
+    /// enter(&plan);
+    /// point(FaultPoint::MidPush, 1);
+    /// assert!(!plan.has_fired(FaultPoint::MidPush, 1), "one visit of two");
+    /// point(FaultPoint::MidPush, 1);
+    /// leave();
+    /// assert!(plan.has_fired(FaultPoint::MidPush, 1));
+    /// assert!(!plan.has_fired(FaultPoint::MidPush, 0), "no rule for worker 0");
+    /// ```
+    pub fn has_fired(&self, point: FaultPoint, worker: usize) -> bool {
+        self.rules
+            .iter()
+            .zip(self.shared.fired.iter())
+            .any(|(r, fired)| r.point == point && r.worker == worker && fired.load(Relaxed))
+    }
+
     fn with_rule(self, rule: Rule) -> Self {
         // Rebuild rather than mutate: clones handed out earlier keep their own rule set.
         let mut rules: Vec<Rule> = self
