@@ -148,3 +148,61 @@ fn a_worker_crashed_after_popping_an_injected_task_gets_the_injector_list_reoffe
     );
     assert!(stats.tasks_reoffered >= 1, "{stats:?}");
 }
+
+/// At the spare-thread cap a stalled worker is not fenced, so it may come back; copies of what
+/// it might hold are queued only if it is still stopped a lease after it was found stalled.
+/// Worker 0 queues tasks and then stalls three times for one and a half leases, each stall
+/// judged at the cap (no spare thread may start). It comes back each time before its copies
+/// are due, so none is made: copying its whole queue at every such stall had the other worker
+/// fail claims on copies (the fault stress's no-spare seeds made 38 copies a task). Every task
+/// runs exactly once.
+#[test]
+fn a_worker_that_comes_back_from_a_stall_at_the_spare_cap_gets_no_copies() {
+    const QUEUED: usize = 300;
+    let lease = Duration::from_millis(20);
+    let stall = lease * 3 / 2;
+    let plan = FaultPlan::none()
+        .stall_at(FaultPoint::AfterClaim, 0, 20, stall)
+        .stall_at(FaultPoint::AfterClaim, 0, 40, stall)
+        .stall_at(FaultPoint::AfterClaim, 0, 60, stall);
+    let pool = ThreadPool::builder()
+        .topology("numa:1 core:2 pu:1".parse().unwrap())
+        .lease(lease)
+        .max_spare_threads(0)
+        .fault_plan(plan.clone())
+        .build()
+        .unwrap();
+    let queued = counters(QUEUED);
+    {
+        let queued = queued.clone();
+        pool.broadcast(move |ctx| {
+            if ctx.index() == 0 {
+                for i in 0..QUEUED {
+                    let queued = queued.clone();
+                    replicore::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(1));
+                        queued[i].fetch_add(1, Ordering::SeqCst);
+                    });
+                }
+            }
+        });
+    }
+    let all_ran = || queued.iter().all(|r| r.load(Ordering::SeqCst) >= 1);
+    wait_until(LIMIT, "tasks missing", all_ran, || {
+        format!("{:?}", pool.stats())
+    });
+    let stats = pool.stats().recovery;
+    let stalls = plan.counts().stalls;
+    pool.shutdown();
+    assert_eq!(not_once(&queued).0, 0, "{:?}; {stats:?}", not_once(&queued));
+    assert!(stalls >= 1, "worker 0 never reached a stall: {stats:?}");
+    assert!(
+        stats.takeovers_without_replacement >= 1,
+        "no stall was judged at the cap: {stats:?}"
+    );
+    assert_eq!(stats.takeovers, 0, "{stats:?}");
+    assert_eq!(
+        stats.tasks_reoffered, 0,
+        "worker 0 came back from each stall before its copies were due: {stats:?}"
+    );
+}

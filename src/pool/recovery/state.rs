@@ -71,12 +71,18 @@ impl CpuRecovery {
 }
 
 /// A takeover's re-offer of the queues its fenced worker took from, due at `due` unless that
-/// worker comes back first (a stalled worker that resumes requeues what it holds itself).
+/// worker comes back first (a stalled worker that resumes requeues what it holds itself); or,
+/// at the spare-thread cap, the re-offer of what a stalled, unfenced worker may hold, due at
+/// `due` unless it has renewed its lease by then (it carries on with what it holds).
 pub(crate) struct PendingReoffer {
     /// The taken-over position, and the epoch its fenced worker owned it under (`None` when the
     /// takeover fenced no running thread: nobody can come back to cancel it).
     pub(crate) cpu: usize,
     pub(crate) epoch: Option<u32>,
+    /// At the cap: the stalled worker's heartbeat word (`Lease::heartbeat`) when it was found
+    /// stalled. The re-offer then covers its in-hand task, its own CPU's replicas and the
+    /// sources it marked, all read when it is due.
+    pub(crate) at_cap: Option<u64>,
     /// The sources that worker had marked, read right after the fence (`TakeSources::noted`).
     pub(crate) sources: Vec<usize>,
     pub(crate) due: Instant,

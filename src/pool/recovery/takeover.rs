@@ -130,6 +130,7 @@ pub(crate) fn reoffer_taken(registry: &Registry, cpu: usize, fenced_epoch: Optio
         Some(epoch) => registry.recovery.pending.lock().push(PendingReoffer {
             cpu,
             epoch: Some(epoch),
+            at_cap: None,
             sources,
             due: Instant::now() + registry.config.lease,
             attempts: 0,
@@ -169,7 +170,10 @@ pub(crate) fn reoffer_due(registry: &Registry, now: Instant, all: bool) -> bool 
         due
     };
     for p in due {
-        reoffer_sources(registry, p.cpu, p.epoch, &p.sources, p.attempts);
+        match p.at_cap {
+            Some(beat) => reoffer_at_cap(registry, p.cpu, beat),
+            None => reoffer_sources(registry, p.cpu, p.epoch, &p.sources, p.attempts),
+        }
     }
     recovery.reoffers_running.fetch_sub(1, Ordering::AcqRel);
     true
@@ -225,6 +229,7 @@ fn reoffer_sources(
         registry.recovery.pending.lock().push(PendingReoffer {
             cpu,
             epoch,
+            at_cap: None,
             sources: missed,
             due: Instant::now() + registry.config.lease / 4,
             attempts: attempts + 1,
@@ -314,9 +319,14 @@ pub(crate) fn reoffer(registry: &Registry, tasks: Vec<Handle>) {
 }
 
 /// The spare-thread cap is reached: the stalled worker is *not* fenced (it keeps its CPU and
-/// carries on when it resumes). Its queued tasks stay reachable by stealing, and copies of its
-/// unclaimed replicated tasks, including the one in hand, go to the injectors, so a crashed
-/// worker loses nothing either; the claim decides which copy runs. Counted once per stall in
+/// carries on when it resumes). Its queued tasks stay reachable by stealing at once. What it
+/// may hold outside its deque (its in-hand task, one it popped or took from elsewhere and had
+/// not recorded yet) is covered by copies of its in-hand task, of its CPU's replicas and of the
+/// sources it marked, queued a lease later if it has not renewed its lease by then
+/// ([`reoffer_at_cap`]): a worker that comes back carries on with what it holds, and copying
+/// its whole queue at every stall had the others fail claims on copies (38 copies a task in
+/// the fault stress's no-spare seeds). A crashed worker never renews, so it loses nothing; the
+/// claim decides which copy runs. Counted once per stall in
 /// `RecoveryStats::takeovers_without_replacement` (and once in `lease_expiries`).
 fn at_cap(registry: &Registry, i: usize, epoch: u32) {
     let cpu = &registry.recovery.cpus[i];
@@ -324,12 +334,32 @@ fn at_cap(registry: &Registry, i: usize, epoch: u32) {
         return; // another driver handled this stall
     }
     registry.recovery.protocol.record_expiry();
-    reoffer(registry, cpu.core.in_hand().into_iter().collect());
-    reoffer_replicas_of(registry, i);
-    // Not fenced: the worker may never resume, and nothing would tell us. At once.
-    reoffer_taken(registry, i, None);
+    registry.recovery.pending.lock().push(PendingReoffer {
+        cpu: i,
+        epoch: None,
+        at_cap: Some(cpu.core.lease().heartbeat()),
+        sources: Vec::new(),
+        due: Instant::now() + registry.config.lease,
+        attempts: 0,
+    });
     registry.recovery.protocol.record_without_replacement();
     registry.sleep.wake_all();
+}
+
+/// The due re-offer of a stall at the cap (see [`at_cap`]): nothing if the worker renewed its
+/// lease since `beat` (it came back); otherwise copies of its in-hand task, then of its own
+/// CPU's replicas and of the sources it marked, each read now.
+fn reoffer_at_cap(registry: &Registry, i: usize, beat: u64) {
+    let cpu = &registry.recovery.cpus[i];
+    if cpu.core.lease().heartbeat() != beat {
+        return;
+    }
+    reoffer(registry, cpu.core.in_hand().into_iter().collect());
+    let mut sources = cpu.sources.noted();
+    if !sources.contains(&i) {
+        sources.push(i);
+    }
+    reoffer_sources(registry, i, None, &sources, 0);
 }
 
 /// Starts a replacement worker for position `i` in the reserved `seat` under `token`, with
