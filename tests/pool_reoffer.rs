@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{counters, not_once, sleep_until, wait_until};
@@ -27,6 +27,23 @@ fn pool(plan: &FaultPlan) -> ThreadPool {
         .unwrap()
 }
 
+/// Worker 0 spawns one task per counter onto its own deque (so they are in its CPU's log and
+/// replicas); each sleeps `each`, then counts its run.
+fn queue_on_worker_0(pool: &ThreadPool, runs: &Arc<Vec<AtomicUsize>>, each: Duration) {
+    let runs = runs.clone();
+    pool.broadcast(move |ctx| {
+        if ctx.index() == 0 {
+            for i in 0..runs.len() {
+                let runs = runs.clone();
+                replicore::spawn(move || {
+                    std::thread::sleep(each);
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        }
+    });
+}
+
 /// Worker 0 queues slow tasks; worker 1 steals one and crashes at once (`MidSteal`), holding it
 /// unrecorded. Then 200 tasks are submitted from outside and wait in the injector, unclaimed,
 /// while worker 0 works through its own queue. The takeover of worker 1's CPU re-offers the
@@ -41,20 +58,7 @@ fn a_thief_crashed_mid_steal_gets_its_victims_tasks_reoffered_and_no_others() {
     let pool = pool(&plan);
     let queued = counters(QUEUED);
     let outside = counters(OUTSIDE);
-    {
-        let queued = queued.clone();
-        pool.broadcast(move |ctx| {
-            if ctx.index() == 0 {
-                for i in 0..QUEUED {
-                    let queued = queued.clone();
-                    replicore::spawn(move || {
-                        std::thread::sleep(Duration::from_millis(10));
-                        queued[i].fetch_add(1, Ordering::SeqCst);
-                    });
-                }
-            }
-        });
-    }
+    queue_on_worker_0(&pool, &queued, Duration::from_millis(10));
     wait_until(
         LIMIT,
         "worker 1 never stole",
@@ -173,20 +177,7 @@ fn a_worker_that_comes_back_from_a_stall_at_the_spare_cap_gets_no_copies() {
         .build()
         .unwrap();
     let queued = counters(QUEUED);
-    {
-        let queued = queued.clone();
-        pool.broadcast(move |ctx| {
-            if ctx.index() == 0 {
-                for i in 0..QUEUED {
-                    let queued = queued.clone();
-                    replicore::spawn(move || {
-                        std::thread::sleep(Duration::from_millis(1));
-                        queued[i].fetch_add(1, Ordering::SeqCst);
-                    });
-                }
-            }
-        });
-    }
+    queue_on_worker_0(&pool, &queued, Duration::from_millis(1));
     let all_ran = || queued.iter().all(|r| r.load(Ordering::SeqCst) >= 1);
     wait_until(LIMIT, "tasks missing", all_ran, || {
         format!("{:?}", pool.stats())

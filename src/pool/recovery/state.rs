@@ -70,25 +70,34 @@ impl CpuRecovery {
     }
 }
 
-/// A takeover's re-offer of the queues its fenced worker took from, due at `due` unless that
-/// worker comes back first (a stalled worker that resumes requeues what it holds itself); or,
-/// at the spare-thread cap, the re-offer of what a stalled, unfenced worker may hold, due at
-/// `due` unless it has renewed its lease by then (it carries on with what it holds).
+/// A re-offer of copies for the worker of position `cpu`, put off until `due` so that a worker
+/// that only stalled can come back first and carry on with what it holds.
 pub(crate) struct PendingReoffer {
-    /// The taken-over position, and the epoch its fenced worker owned it under (`None` when the
-    /// takeover fenced no running thread: nobody can come back to cancel it).
     pub(crate) cpu: usize,
-    pub(crate) epoch: Option<u32>,
-    /// At the cap: the stalled worker's heartbeat word (`Lease::heartbeat`) when it was found
-    /// stalled. The re-offer then covers its in-hand task, its own CPU's replicas and the
-    /// sources it marked, all read when it is due.
-    pub(crate) at_cap: Option<u64>,
-    /// The sources that worker had marked, read right after the fence (`TakeSources::noted`).
-    pub(crate) sources: Vec<usize>,
     pub(crate) due: Instant,
-    /// Earlier tries that found a replica of some source locked past patience (see
-    /// `takeover::reoffer_sources`).
-    pub(crate) attempts: u32,
+    pub(crate) what: Reoffer,
+}
+
+/// What a [`PendingReoffer`] copies, and what cancels it.
+pub(crate) enum Reoffer {
+    /// After a takeover: the queues its fenced worker took from. Cancelled when that worker
+    /// comes back (`takeover::came_back`).
+    Taken {
+        /// The epoch the fenced worker owned the position under (`None` when the takeover
+        /// fenced no running thread: nobody can come back to cancel it).
+        epoch: Option<u32>,
+        /// The sources that worker had marked, read right after the fence
+        /// (`TakeSources::noted`).
+        sources: Vec<usize>,
+        /// Earlier tries that found a replica of some source locked past patience (see
+        /// `takeover::reoffer_sources`).
+        attempts: u32,
+    },
+    /// At the spare-thread cap, where the stalled worker is not fenced: its in-hand task, its
+    /// own CPU's replicas and the sources it marked, all read when due. Skipped if the
+    /// worker's heartbeat word (`Lease::heartbeat`) has moved from `heartbeat`, the value it
+    /// had when the worker was found stalled: it renewed, so it came back.
+    AtCap { heartbeat: u64 },
 }
 
 /// A pool's recovery state: per-CPU state, who watches whom, and the takeover counters.

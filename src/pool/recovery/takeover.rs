@@ -18,7 +18,7 @@ use std::time::Instant;
 use crossbeam_deque::Worker;
 
 use super::logged::{Handle, job_ref};
-use super::state::PendingReoffer;
+use super::state::{PendingReoffer, Reoffer};
 use super::threads::NO_SEAT;
 use crate::pool::registry::Registry;
 use crate::replication::{
@@ -129,11 +129,12 @@ pub(crate) fn reoffer_taken(registry: &Registry, cpu: usize, fenced_epoch: Optio
     match fenced_epoch {
         Some(epoch) => registry.recovery.pending.lock().push(PendingReoffer {
             cpu,
-            epoch: Some(epoch),
-            at_cap: None,
-            sources,
             due: Instant::now() + registry.config.lease,
-            attempts: 0,
+            what: Reoffer::Taken {
+                epoch: Some(epoch),
+                sources,
+                attempts: 0,
+            },
         }),
         None => reoffer_sources(registry, cpu, None, &sources, 0),
     }
@@ -142,11 +143,9 @@ pub(crate) fn reoffer_taken(registry: &Registry, cpu: usize, fenced_epoch: Optio
 /// The fenced worker that owned `cpu` under `epoch` came back (it resumed and is leaving the
 /// pool, having requeued what it held): its takeover's re-offer is not needed.
 pub(crate) fn came_back(registry: &Registry, cpu: usize, epoch: u32) {
-    registry
-        .recovery
-        .pending
-        .lock()
-        .retain(|p| !(p.cpu == cpu && p.epoch == Some(epoch)));
+    registry.recovery.pending.lock().retain(|p| {
+        !(p.cpu == cpu && matches!(p.what, Reoffer::Taken { epoch: Some(e), .. } if e == epoch))
+    });
 }
 
 /// Runs the put-off re-offers that are due at `now`, or all of them (`all`: the pool is
@@ -170,9 +169,13 @@ pub(crate) fn reoffer_due(registry: &Registry, now: Instant, all: bool) -> bool 
         due
     };
     for p in due {
-        match p.at_cap {
-            Some(beat) => reoffer_at_cap(registry, p.cpu, beat),
-            None => reoffer_sources(registry, p.cpu, p.epoch, &p.sources, p.attempts),
+        match p.what {
+            Reoffer::AtCap { heartbeat } => reoffer_at_cap(registry, p.cpu, heartbeat),
+            Reoffer::Taken {
+                epoch,
+                sources,
+                attempts,
+            } => reoffer_sources(registry, p.cpu, epoch, &sources, attempts),
         }
     }
     recovery.reoffers_running.fetch_sub(1, Ordering::AcqRel);
@@ -228,11 +231,12 @@ fn reoffer_sources(
     if !missed.is_empty() && attempts + 1 < REOFFER_ATTEMPTS {
         registry.recovery.pending.lock().push(PendingReoffer {
             cpu,
-            epoch,
-            at_cap: None,
-            sources: missed,
             due: Instant::now() + registry.config.lease / 4,
-            attempts: attempts + 1,
+            what: Reoffer::Taken {
+                epoch,
+                sources: missed,
+                attempts: attempts + 1,
+            },
         });
     }
 }
@@ -336,22 +340,21 @@ fn at_cap(registry: &Registry, i: usize, epoch: u32) {
     registry.recovery.protocol.record_expiry();
     registry.recovery.pending.lock().push(PendingReoffer {
         cpu: i,
-        epoch: None,
-        at_cap: Some(cpu.core.lease().heartbeat()),
-        sources: Vec::new(),
         due: Instant::now() + registry.config.lease,
-        attempts: 0,
+        what: Reoffer::AtCap {
+            heartbeat: cpu.core.lease().heartbeat(),
+        },
     });
     registry.recovery.protocol.record_without_replacement();
     registry.sleep.wake_all();
 }
 
 /// The due re-offer of a stall at the cap (see [`at_cap`]): nothing if the worker renewed its
-/// lease since `beat` (it came back); otherwise copies of its in-hand task, then of its own
-/// CPU's replicas and of the sources it marked, each read now.
-fn reoffer_at_cap(registry: &Registry, i: usize, beat: u64) {
+/// lease since `heartbeat` (it came back); otherwise copies of its in-hand task, then of its
+/// own CPU's replicas and of the sources it marked, each read now.
+fn reoffer_at_cap(registry: &Registry, i: usize, heartbeat: u64) {
     let cpu = &registry.recovery.cpus[i];
-    if cpu.core.lease().heartbeat() != beat {
+    if cpu.core.lease().heartbeat() != heartbeat {
         return;
     }
     reoffer(registry, cpu.core.in_hand().into_iter().collect());
