@@ -63,7 +63,8 @@ pub struct SchedulerStats {
     pub tasks_executed: u64,
     /// Tasks a worker popped from its own deque.
     pub local_pops: u64,
-    /// Tasks stolen from a worker on the same NUMA node.
+    /// Steals from a worker on the same NUMA node: one task each, or, from a victim with a
+    /// backlog of more than 32 tasks, a batch, whose other tasks count as `local_pops`.
     pub steals_same_node: u64,
     /// Steal operations (each taking a batch) from a worker on another NUMA node.
     pub steals_remote_node: u64,

@@ -24,6 +24,11 @@ const SPIN_ROUNDS: u32 = 32;
 /// Failed searches (rounds of the spin above) before a worker counts itself hungry (see `fork`).
 const HUNGRY_AFTER: u32 = 4;
 
+/// A same-node victim with more queued tasks than this is stolen from in a batch
+/// (`WorkerThread::steal_local`). Above the depth of any realistic `join` tree's deque (one
+/// pending half per level), far below a `spawn` flood's.
+const BACKLOG: usize = 32;
+
 thread_local! {
     static CURRENT: Cell<*const WorkerThread> = const { Cell::new(std::ptr::null()) };
     /// Worker 0 of each `use_current_thread` pool this thread built (see [`CallerWorkers`]).
@@ -599,7 +604,7 @@ impl WorkerThread {
                     }
                     let stolen = registry.workers[victim]
                         .generations
-                        .steal_with(|s| self.steal_from(victim, s, Stealer::steal));
+                        .steal_with(|s| self.steal_from(victim, s, |s, n| self.steal_local(s, n)));
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
                         bump(&stats.steals_same_node);
@@ -612,7 +617,7 @@ impl WorkerThread {
                 // cache-line transfers once for many tasks.
                 for &victim in &registry.node_workers[node] {
                     let stolen = registry.workers[victim].generations.steal_with(|s| {
-                        self.steal_from(victim, s, |s| s.steal_batch_and_pop(&self.deque))
+                        self.steal_from(victim, s, |s, _| s.steal_batch_and_pop(&self.deque))
                     });
                     if let Some(job) = found(stolen, &mut retry) {
                         point(FaultPoint::MidSteal, self.fault_id);
@@ -643,21 +648,38 @@ impl WorkerThread {
         }
     }
 
-    /// Steals with `steal` from one of CPU `victim`'s deques. A deque that looks empty is
-    /// skipped (two loads, no pin, no fence); one that does not is first recorded as a source,
-    /// so that if this worker crashes holding the task, its takeover re-offers it from the
-    /// victim's replicas (`Seam::may_take_from`).
+    /// Steals with `steal` from one of CPU `victim`'s deques, given the length it showed. A
+    /// deque that looks empty is skipped (two loads and a fence, but no pin and no CAS); one
+    /// that does not is first recorded as a source, so that if this worker crashes holding the
+    /// task, its takeover re-offers it from the victim's replicas (`Seam::may_take_from`).
     #[inline]
     fn steal_from(
         &self,
         victim: usize,
         stealer: &Stealer<JobRef>,
-        steal: impl FnOnce(&Stealer<JobRef>) -> Steal<JobRef>,
+        steal: impl FnOnce(&Stealer<JobRef>, usize) -> Steal<JobRef>,
     ) -> Steal<JobRef> {
-        if stealer.is_empty() || !self.seam.may_take_from(victim) {
+        let len = stealer.len();
+        if len == 0 || !self.seam.may_take_from(victim) {
             Steal::Empty
         } else {
-            steal(stealer)
+            steal(stealer, len)
+        }
+    }
+
+    /// One steal from a deque on our own node: a single task, as rayon takes, unless the
+    /// victim has a backlog of more than [`BACKLOG`] tasks, in which case a batch (half of it,
+    /// at most crossbeam's 32) moves into our own deque. A flood of `spawn`s from one task
+    /// otherwise costs its thief a steal (an epoch pin, a `SeqCst` fence and a CAS on the
+    /// victim's line) per task, and the thief falls behind the spawner: measured in the 2-worker
+    /// `inside` case of `examples/spawn_scale`. A `join` tree's deque holds one pending half per
+    /// level, so it stays under the backlog and its thieves keep taking the oldest half alone.
+    #[inline]
+    fn steal_local(&self, stealer: &Stealer<JobRef>, len: usize) -> Steal<JobRef> {
+        if len > BACKLOG {
+            stealer.steal_batch_and_pop(&self.deque)
+        } else {
+            stealer.steal()
         }
     }
 
