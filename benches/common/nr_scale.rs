@@ -6,7 +6,12 @@
 //! node-replication 0.1.1 runs only in cells with one thread per node: its threads spin without
 //! ever yielding while they wait for a replica's combiner, and with two threads per node on
 //! a 2-CPU box one round in three livelocked for more than ten minutes (16 threads, `numa:8
-//! core:2`), so those cells compare replicore with the RwLock only.
+//! core:2`), so those cells compare replicore with the RwLock only. With one thread per node
+//! it can crawl too (one op per scheduler time slice: a whole `bench_report --scale` sweep sat
+//! more than ten minutes in the `numa:8 core:1` lockstep cell, all eight threads spinning in
+//! its `try_combine`), so every round has a deadline ([`ROUND_DEADLINE`]): past it the threads
+//! stop after their current op, and the round reports the time the requested ops would have
+//! taken at the pace it measured.
 //!
 //! Writes are chosen at random (`x % 100 < write %` on each thread's own key stream) or in
 //! lockstep (every thread writes on the same iterations, one in `100 / write %`), which makes
@@ -14,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,10 @@ use replicore::nr::{NrConfig, ReplicatedHashMap};
 
 /// Keys in the map, all present from the start; writes overwrite, so its size never changes.
 pub const KEYS: u64 = 100_000;
+
+/// A round still running after this stops early (see the module docs). Rounds of a healthy
+/// contender take well under a second in `bench_report` and a few seconds under criterion.
+pub const ROUND_DEADLINE: Duration = Duration::from_secs(20);
 
 /// node-replication 0.1.1's view of the map.
 pub struct NrMap(pub HashMap<u64, u64>);
@@ -136,87 +145,136 @@ impl Maps {
     }
 
     /// One round of `ops` operations per thread on contender `which` (one of the cell's
-    /// [`contenders`](Cell::contenders)):
-    /// the time from the common start to the last thread's finish.
+    /// [`contenders`](Cell::contenders)): the time from the common start to the last thread's
+    /// finish. A round cut short by [`ROUND_DEADLINE`] reports the time the requested ops would
+    /// have taken at the pace it measured, and says so on stderr.
     pub fn round(&self, which: &str, ops: u64) -> Duration {
         let cell = self.cell;
         let nodes = self.topo.nodes();
-        match which {
-            "replicore" => drive(cell, ops, |t| {
-                let h = self.replicore.register(nodes[t % nodes.len()]).unwrap();
-                move |k, w| {
-                    if w {
-                        black_box(h.insert(k, k + 1));
-                    } else {
-                        black_box(h.get(&k));
+        let no_finish = |_: usize| {};
+        let round = match which {
+            "replicore" => drive(
+                cell,
+                ops,
+                |t| {
+                    let h = self.replicore.register(nodes[t % nodes.len()]).unwrap();
+                    move |k, w| {
+                        if w {
+                            black_box(h.insert(k, k + 1));
+                        } else {
+                            black_box(h.get(&k));
+                        }
                     }
-                }
-            }),
+                },
+                no_finish,
+            ),
             "node-replication-0.1.1" if !self.nr_replicas.is_empty() => {
                 // node-replication 0.1.1 needs every replica to keep syncing while others still
                 // write (a full log waits for the slowest replica), so finished threads sync
                 // until all are done; `drive` stops the clock at the last finish.
                 let running = AtomicUsize::new(cell.threads());
-                drive(cell, ops, |t| {
-                    let r = &self.nr_replicas[t % self.nr_replicas.len()];
-                    let tok = r.register().expect("a node-replication token");
-                    let running = &running;
-                    let mut left = ops;
-                    move |k, w| {
-                        if w {
-                            black_box(r.execute_mut(Put(k, k + 1), tok));
-                        } else {
-                            black_box(r.execute(Get(k), tok));
-                        }
-                        left -= 1;
-                        if left == 0 {
-                            running.fetch_sub(1, Ordering::AcqRel);
-                            while running.load(Ordering::Acquire) > 0 {
-                                r.sync(tok);
+                let replica = |t: usize| &self.nr_replicas[t % self.nr_replicas.len()];
+                let tokens: Vec<_> = (0..cell.threads())
+                    .map(|t| replica(t).register().expect("a node-replication token"))
+                    .collect();
+                drive(
+                    cell,
+                    ops,
+                    |t| {
+                        let (r, tok) = (replica(t), tokens[t]);
+                        move |k, w| {
+                            if w {
+                                black_box(r.execute_mut(Put(k, k + 1), tok));
+                            } else {
+                                black_box(r.execute(Get(k), tok));
                             }
                         }
-                    }
-                })
+                    },
+                    |t| {
+                        running.fetch_sub(1, Ordering::AcqRel);
+                        while running.load(Ordering::Acquire) > 0 {
+                            replica(t).sync(tokens[t]);
+                        }
+                    },
+                )
             }
-            "parking_lot-rwlock" => drive(cell, ops, |_| {
-                move |k, w| {
-                    if w {
-                        black_box(self.rwlock.write().insert(k, k + 1));
-                    } else {
-                        black_box(self.rwlock.read().get(&k).copied());
+            "parking_lot-rwlock" => drive(
+                cell,
+                ops,
+                |_| {
+                    move |k, w| {
+                        if w {
+                            black_box(self.rwlock.write().insert(k, k + 1));
+                        } else {
+                            black_box(self.rwlock.read().get(&k).copied());
+                        }
                     }
-                }
-            }),
+                },
+                no_finish,
+            ),
             other => panic!(
                 "contender {other} does not run this cell; one of {:?}",
                 cell.contenders()
             ),
+        };
+        let asked = ops * cell.threads() as u64;
+        if round.done < asked {
+            eprintln!(
+                "  {which} on {}: round stopped at the {ROUND_DEADLINE:?} deadline after {} of \
+                 {asked} ops; reporting the time at that pace",
+                cell.label(),
+                round.done
+            );
+            return round
+                .elapsed
+                .mul_f64(asked as f64 / round.done.max(1) as f64);
         }
+        round.elapsed
     }
 }
 
+/// What [`drive`] measured: the time from the earliest start to the latest finish, and the ops
+/// done in it (fewer than asked if the round hit [`ROUND_DEADLINE`]).
+struct Round {
+    elapsed: Duration,
+    done: u64,
+}
+
 /// Runs `cell.threads()` threads of `ops` operations each, released by one barrier; `make(t)`
-/// builds thread `t`'s operation (registering with a replica) before the barrier. Returns the
-/// time from the earliest start to the latest finish, each stamped by its own thread.
-fn drive<F, Op>(cell: Cell, ops: u64, make: F) -> Duration
+/// builds thread `t`'s operation (registering with a replica) before the barrier, and
+/// `finish(t)` runs on thread `t` after its last op, inside the timed span. Past
+/// [`ROUND_DEADLINE`] every thread stops after its current op.
+fn drive<F, Op, Fin>(cell: Cell, ops: u64, make: F, finish: Fin) -> Round
 where
     F: Fn(usize) -> Op + Sync,
     Op: FnMut(u64, bool),
+    Fin: Fn(usize) + Sync,
 {
     let threads = cell.threads();
-    let barrier = Barrier::new(threads);
+    let barrier = Barrier::new(threads + 1);
     let every = 100 / cell.write_pct.max(1);
+    let (stop, done, finished) = (
+        AtomicBool::new(false),
+        AtomicU64::new(0),
+        AtomicUsize::new(0),
+    );
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
-                let (barrier, make) = (&barrier, &make);
+                let (barrier, make, finish) = (&barrier, &make, &finish);
+                let (stop, done, finished) = (&stop, &done, &finished);
                 s.spawn(move || {
                     let mut op = make(t);
                     let mut x = 0x9E37_79B9_7F4A_7C15u64
                         ^ (t as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
                     barrier.wait();
                     let start = Instant::now();
-                    for i in 0..ops {
+                    let mut i = 0;
+                    while i < ops {
+                        // One relaxed load of a line nobody writes until the deadline.
+                        if i % 64 == 0 && stop.load(Ordering::Relaxed) {
+                            break;
+                        }
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
@@ -225,11 +283,25 @@ where
                             Writes::Lockstep => cell.write_pct > 0 && i % every == 0,
                         };
                         op(x % KEYS, write);
+                        i += 1;
                     }
+                    done.fetch_add(i, Ordering::Relaxed);
+                    finished.fetch_add(1, Ordering::Release);
+                    finish(t);
                     (start, Instant::now())
                 })
             })
             .collect();
+        // The deadline's watchman: it sleeps in 10 ms steps, so it takes no CPU from the round.
+        barrier.wait();
+        let deadline = Instant::now() + ROUND_DEADLINE;
+        while finished.load(Ordering::Acquire) < threads {
+            if Instant::now() >= deadline {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         workers.into_iter().map(|w| w.join().unwrap()).collect()
     });
     let first = spans
@@ -242,5 +314,8 @@ where
         .map(|s| s.1)
         .max()
         .expect("at least one thread");
-    last - first
+    Round {
+        elapsed: last - first,
+        done: done.into_inner(),
+    }
 }
