@@ -12,6 +12,7 @@
 //! ```text
 //! cargo run --release --example nr_costs -- <replicore|replicore-helper|replicore-token|nr|rwlock> <write %> <threads> [nodes] [cores per node]
 //! cargo run --release --example nr_costs            # every contender at 0/10/100% × 1/2 threads
+//! NR_COSTS_KEYS=5000 cargo run --release --example nr_costs -- ...   # a map that fits in cache
 //! ```
 
 use replicore::Topology;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 #[path = "../benches/common/nr_scale.rs"]
 #[allow(dead_code)] // the sweep's rounds; this probe uses the baseline's map type only
 mod nr_scale;
-use nr_scale::{Get, KEYS, NrMap, Put};
+use nr_scale::{Get, NrMap, Put};
 
 const OPS: u64 = 2_000_000;
 const RUNS: usize = 15;
@@ -40,23 +41,38 @@ fn thread_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Keys in the map: `benches/nr.rs`'s 100k, or `NR_COSTS_KEYS` (say 5000, a map that fits in
+/// one core's cache, to tell the cost of the protocol from the cost of cache misses).
+fn keys() -> u64 {
+    static KEYS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *KEYS.get_or_init(|| {
+        std::env::var("NR_COSTS_KEYS").map_or(nr_scale::KEYS, |k| {
+            k.parse()
+                .ok()
+                .filter(|&k| k > 0)
+                .expect("NR_COSTS_KEYS: a positive number")
+        })
+    })
+}
+
 /// Runs `OPS` operations of thread `t` through `op(key, is_write)` and adds the thread's CPU
 /// time to `cpu`. Same key stream as `benches/nr.rs`.
 fn drive(t: usize, write_pct: u64, cpu: &AtomicU64, mut op: impl FnMut(u64, bool)) {
+    let keys = keys();
     let start = thread_cpu_ns();
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ ((t as u64 + 1) * 0xD1B5_4A32_D192_ED03);
     for _ in 0..OPS {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        op(x % KEYS, x % 100 < write_pct);
+        op(x % keys, x % 100 < write_pct);
     }
     cpu.fetch_add(thread_cpu_ns() - start, Ordering::Relaxed);
 }
 
 /// One timed run: `(wall, summed CPU ns)`.
 fn run_once(which: &str, write_pct: u64, threads: usize, topo: &Topology) -> (Duration, u64) {
-    let init: HashMap<u64, u64> = (0..KEYS).map(|k| (k, k)).collect();
+    let init: HashMap<u64, u64> = (0..keys()).map(|k| (k, k)).collect();
     let barrier = Barrier::new(threads);
     let cpu = AtomicU64::new(0);
     let nodes = topo.nodes();
