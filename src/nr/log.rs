@@ -195,8 +195,12 @@ impl<Op: Clone> Log<Op> {
     pub fn advance(&self, replica: usize, to: usize) {
         self.local_tails[replica].store(to, Ordering::Release);
         // One replica needs no completed tail (see `completed`), and skipping it saves a locked
-        // read-modify-write per batch.
-        if self.local_tails.len() > 1 {
+        // read-modify-write per batch. A replayer catching up with positions another replica's
+        // combiner already completed finds `completed` at or past `to`: a plain load then keeps
+        // the shared line in every reader's cache, where the read-modify-write would pull it
+        // over exclusive (one more cache-line transfer per write on two nodes). `completed` only
+        // grows, so once it is at or past `to` it stays there.
+        if self.local_tails.len() > 1 && self.pos.completed.load(Ordering::Acquire) < to {
             self.pos.completed.fetch_max(to, Ordering::AcqRel);
         }
     }
