@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{spin_until, within};
+use common::{counters, not_once, spin_until, within};
 use replicore::ThreadPool;
 
 const TASKS: usize = 2_000;
@@ -23,8 +23,7 @@ fn a_thief_takes_a_backlog_in_batches_and_runs_each_task_once() {
         let pool = ThreadPool::builder().num_threads(2).build().unwrap();
         let held = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
-        let runs: Arc<Vec<AtomicUsize>> =
-            Arc::new((0..TASKS).map(|_| AtomicUsize::new(0)).collect());
+        let runs = counters(TASKS);
         let ran_on_b = Arc::new(AtomicUsize::new(0));
         let blocker_index = Arc::new(AtomicUsize::new(usize::MAX));
         {
@@ -62,9 +61,11 @@ fn a_thief_takes_a_backlog_in_batches_and_runs_each_task_once() {
             assert!(spin_until(LIMIT, all_ran), "the backlog was not drained");
         });
         let after = pool.stats().scheduler;
-        for (i, r) in runs.iter().enumerate() {
-            assert_eq!(r.load(Ordering::SeqCst), 1, "task {i} ran {r:?} times");
-        }
+        let (wrong, which) = not_once(&runs);
+        assert_eq!(
+            wrong, 0,
+            "tasks not run exactly once (index, runs): {which:?}"
+        );
         assert_eq!(
             ran_on_b.load(Ordering::SeqCst),
             TASKS,
