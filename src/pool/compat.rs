@@ -202,7 +202,7 @@ pub fn spawn_fifo<F>(task: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    spawn_fifo_in(&current_registry(), task);
+    spawn_fifo_in(current_registry(), task);
 }
 
 /// Runs `op` once on every worker of the caller's pool (the global pool outside every pool) and
@@ -245,7 +245,7 @@ pub fn spawn_broadcast<OP>(op: OP)
 where
     OP: Fn(BroadcastContext) + Send + Sync + 'static,
 {
-    spawn_broadcast_in(&current_registry(), op);
+    spawn_broadcast_in(current_registry(), op);
 }
 
 /// [`scope`](crate::scope) with FIFO priority: tasks spawned with [`ScopeFifo::spawn_fifo`]
@@ -300,7 +300,7 @@ pub fn in_place_scope<'scope, OP, R>(op: OP) -> R
 where
     OP: FnOnce(&Scope<'scope>) -> R,
 {
-    in_place_scope_on(&current_registry(), op)
+    in_place_scope_on(current_registry(), op)
 }
 
 /// [`in_place_scope`] with FIFO priority, as [`scope_fifo`] is to [`scope`](crate::scope).
@@ -318,7 +318,7 @@ pub fn in_place_scope_fifo<'scope, OP, R>(op: OP) -> R
 where
     OP: FnOnce(&ScopeFifo<'scope>) -> R,
 {
-    in_place_scope_fifo_on(&current_registry(), op)
+    in_place_scope_fifo_on(current_registry(), op)
 }
 
 fn in_place_scope_on<'scope, OP, R>(registry: &Arc<Registry>, op: OP) -> R
