@@ -1,0 +1,143 @@
+//! Round by round, where the time of the scale sweep's `inside` case goes: one task on a worker
+//! spawns 20,000 empty tasks, replicore and rayon alternating, every round after an idle pause
+//! (so it starts from parked workers, as in the sweep).
+//!
+//! ```sh
+//! cargo run --release --example inside_rounds                # 2 workers, 20 rounds, 20 ms idle
+//! cargo run --release --example inside_rounds -- 2 40 50 0   # workers, rounds, idle ms, r
+//! ```
+//!
+//! The last argument is replicore's replication factor (default 1, the builder's default);
+//! `0` turns the op log off, which shows what replication costs per task.
+//!
+//! Each round prints the spawn loop's time, the whole round's (until the last task ran) and how
+//! many of the tasks the spawning worker ran itself. The summary splits the rounds into those
+//! where the spawner ran at least 99% of the tasks ("alone": the other workers never got going,
+//! often because Linux woke them onto the spawner's CPU) and the rest ("shared"), with the median
+//! round of each: it tells a per-task cost on the spawner's own path from the cost of handing
+//! tasks to other workers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+
+// Shared with the sweep, which uses more of them than this example does.
+#[allow(dead_code)]
+#[path = "../benches/common/contender.rs"]
+mod contender;
+#[path = "../benches/common/scale_topology.rs"]
+mod scale_topology;
+#[allow(dead_code)]
+#[path = "../benches/common/scale_workloads.rs"]
+mod scale_workloads;
+use contender::Contender;
+use scale_topology::scale_topology;
+use scale_workloads::TASKS;
+
+/// One round: (spawn loop, whole round, tasks the spawner ran).
+struct Round {
+    spawning: Duration,
+    total: Duration,
+    by_spawner: usize,
+}
+
+/// The `inside` round of `scale_workloads::round`, plus a per-worker count of the tasks run (one
+/// cache line per worker, so the count adds no shared line).
+fn round<P: Contender>(pool: &P, workers: usize, index: fn() -> Option<usize>) -> Round {
+    let ran: Arc<Vec<CachePadded<AtomicUsize>>> = Arc::new(
+        (0..workers)
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect(),
+    );
+    let done = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let (spawning, spawner) = pool.install(|| {
+        for _ in 0..TASKS {
+            let (ran, done) = (Arc::clone(&ran), Arc::clone(&done));
+            P::spawn_here(move || {
+                ran[index().expect("a pool worker")].fetch_add(1, Ordering::Relaxed);
+                done.fetch_add(1, Ordering::Release);
+            });
+        }
+        (t.elapsed(), index().expect("a pool worker"))
+    });
+    let deadline = t + Duration::from_secs(60);
+    while done.load(Ordering::Acquire) < TASKS {
+        assert!(Instant::now() < deadline, "watchdog: tasks did not finish");
+        std::thread::yield_now();
+    }
+    Round {
+        spawning,
+        total: t.elapsed(),
+        by_spawner: ran[spawner].load(Ordering::Relaxed),
+    }
+}
+
+fn median_ms(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort();
+    format!("{:.2} ms", v[v.len() / 2].as_secs_f64() * 1e3)
+}
+
+fn summary(name: &str, rounds: &[Round]) {
+    let alone = |r: &&Round| r.by_spawner * 100 >= TASKS * 99;
+    let (a, s): (Vec<&Round>, Vec<&Round>) = rounds.iter().partition(alone);
+    println!(
+        "{name:<9} all {} rounds: {} | alone {} rounds: {} | shared {} rounds: {}",
+        rounds.len(),
+        median_ms(rounds.iter().map(|r| r.total).collect()),
+        a.len(),
+        median_ms(a.iter().map(|r| r.total).collect()),
+        s.len(),
+        median_ms(s.iter().map(|r| r.total).collect()),
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: u64| -> Result<u64, std::num::ParseIntError> {
+        args.get(i).map_or(Ok(default), |a| a.parse())
+    };
+    let (workers, rounds, idle) = (arg(0, 2)? as usize, arg(1, 20)?, arg(2, 20)?);
+    let r = arg(3, 1)? as usize;
+    // As `scale_workloads::pools`, with the replication factor given.
+    let (topology, spec) = scale_topology(workers);
+    let rp = replicore::ThreadPool::builder()
+        .topology(topology)
+        .num_threads(workers)
+        .pin_workers(false)
+        .replication_factor(r)
+        .build()?;
+    let ry = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()?;
+    println!(
+        "{workers} workers ({spec}), replication factor {r}, {TASKS} spawns from a task, \
+         {idle} ms idle before each"
+    );
+    println!("round  contender  spawn loop  whole round  run by the spawner");
+    let (mut r, mut y) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        // Alternate the contenders, so that a noisy moment hits both.
+        std::thread::sleep(Duration::from_millis(idle));
+        r.push(round(&rp, workers, replicore::current_thread_index));
+        std::thread::sleep(Duration::from_millis(idle));
+        y.push(round(&ry, workers, rayon::current_thread_index));
+        for (name, x) in [("replicore", r.last()), ("rayon", y.last())] {
+            let x = x.expect("just pushed");
+            println!(
+                "{i:>5}  {name:<9}  {:>7.2} ms  {:>8.2} ms  {:>6} of {TASKS}",
+                x.spawning.as_secs_f64() * 1e3,
+                x.total.as_secs_f64() * 1e3,
+                x.by_spawner
+            );
+        }
+    }
+    summary("replicore", &r);
+    summary("rayon", &y);
+    Ok(())
+}
