@@ -7,8 +7,9 @@
 //! cargo run --release --example inside_rounds -- 2 40 50 0   # workers, rounds, idle ms, r
 //! ```
 //!
-//! The last argument is replicore's replication factor (default 1, the builder's default);
-//! `0` turns the op log off, which shows what replication costs per task.
+//! The last argument is replicore's replication factor (default: the builder's, 1 whenever a
+//! worker has a neighbour); `0` turns the op log off, which shows what replication costs per
+//! task.
 //!
 //! Each round prints the spawn loop's time, the whole round's (until the last task ran) and how
 //! many of the tasks the spawning worker ran itself. The summary splits the rounds into those
@@ -33,8 +34,7 @@ mod scale_topology;
 #[path = "../benches/common/scale_workloads.rs"]
 mod scale_workloads;
 use contender::Contender;
-use scale_topology::scale_topology;
-use scale_workloads::TASKS;
+use scale_workloads::{TASKS, pools_replicating, wait_for};
 
 /// One round: (spawn loop, whole round, tasks the spawner ran).
 struct Round {
@@ -63,11 +63,7 @@ fn round<P: Contender>(pool: &P, workers: usize, index: fn() -> Option<usize>) -
         }
         (t.elapsed(), index().expect("a pool worker"))
     });
-    let deadline = t + Duration::from_secs(60);
-    while done.load(Ordering::Acquire) < TASKS {
-        assert!(Instant::now() < deadline, "watchdog: tasks did not finish");
-        std::thread::yield_now();
-    }
+    wait_for(&done, TASKS);
     Round {
         spawning,
         total: t.elapsed(),
@@ -103,21 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.get(i).map_or(Ok(default), |a| a.parse())
     };
     let (workers, rounds, idle) = (arg(0, 2)? as usize, arg(1, 20)?, arg(2, 20)?);
-    let r = arg(3, 1)? as usize;
-    // As `scale_workloads::pools`, with the replication factor given.
-    let (topology, spec) = scale_topology(workers);
-    let rp = replicore::ThreadPool::builder()
-        .topology(topology)
-        .num_threads(workers)
-        .pin_workers(false)
-        .replication_factor(r)
-        .build()?;
-    let ry = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()?;
+    let r = args.get(3).map(|r| r.parse::<usize>()).transpose()?;
+    // The builder's message, not its Debug form, for a factor the topology cannot hold.
+    let (rp, ry, spec) = pools_replicating(workers, r).map_err(|e| e.to_string())?;
     println!(
-        "{workers} workers ({spec}), replication factor {r}, {TASKS} spawns from a task, \
-         {idle} ms idle before each"
+        "{workers} workers ({spec}), replication factor {}, {TASKS} spawns from a task, \
+         {idle} ms idle before each",
+        rp.replication_factor()
     );
     println!("round  contender  spawn loop  whole round  run by the spawner");
     let (mut r, mut y) = (Vec::new(), Vec::new());

@@ -16,7 +16,8 @@ pub const FIB_N: u32 = 25;
 /// The cases, in print order.
 pub const CASES: [&str; 4] = ["outside", "inside", "broadcast", "fib"];
 
-fn wait_for(done: &AtomicUsize, want: usize) {
+/// Waits until `done` reaches `want`, yielding; a watchdog fails the round after 120 s.
+pub fn wait_for(done: &AtomicUsize, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while done.load(Ordering::Acquire) < want {
         assert!(Instant::now() < deadline, "watchdog: tasks did not finish");
@@ -68,16 +69,27 @@ pub fn round<P: Contender>(pool: &P, case: &str) -> Duration {
 /// replicore on [`scale_topology`](super::scale_topology::scale_topology)`(n)` (workers not
 /// pinned: the CPUs are synthetic) and rayon, both with `n` threads; and the topology's spec.
 pub fn pools(n: usize) -> (replicore::ThreadPool, rayon::ThreadPool, String) {
+    pools_replicating(n, None).expect("a replicore pool")
+}
+
+/// [`pools`], with replicore's replication factor set to `r` (`None`: the builder's default,
+/// which fits any worker count); a factor the topology cannot hold is the builder's error.
+pub fn pools_replicating(
+    n: usize,
+    r: Option<usize>,
+) -> Result<(replicore::ThreadPool, rayon::ThreadPool, String), replicore::BuildError> {
     let (topo, spec) = super::scale_topology::scale_topology(n);
-    let rp = replicore::ThreadPool::builder()
+    let mut builder = replicore::ThreadPool::builder()
         .topology(topo)
         .num_threads(n)
-        .pin_workers(false)
-        .build()
-        .expect("a replicore pool");
+        .pin_workers(false);
+    if let Some(r) = r {
+        builder = builder.replication_factor(r);
+    }
+    let rp = builder.build()?;
     let ry = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build()
         .expect("a rayon pool");
-    (rp, ry, spec)
+    Ok((rp, ry, spec))
 }
