@@ -173,6 +173,52 @@ fn gap_recovers_in_hand_and_old_deque_against_late_start() {
     });
 }
 
+/// The owner popped `c`, its newest push, and recorded nothing in hand: its log still holds
+/// `c` (`CpuState::retains`). The successor's replica lags past a wrap (a gap over `a`, which
+/// already ran), the older `b` still waits in the old deque, and the owner either resumes into
+/// its start or never comes back. `b` and `c` each start exactly once; when the owner crashed,
+/// `c` comes from the positions the log still holds, since nothing else knows it.
+#[test]
+fn unrecorded_pop_is_adopted_from_the_retained_window_across_a_gap() {
+    for owner_returns in [true, false] {
+        model(3, move || {
+            let core = Arc::new(CpuState::new(0, 2, Default::default()));
+            let me = core.lease().owner_token();
+            let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+            assert!(a.try_claim(), "ran before the stall");
+            let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+            let c: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+            assert!(core.retains(&c) && !core.retains(&b));
+            let old_deque = Arc::new(loom::sync::Mutex::new(vec![b.clone()]));
+            let owner = {
+                let (core, c) = (core.clone(), c.clone());
+                thread::spawn(move || {
+                    core.take_in_hand(&me, &c);
+                    assert!(core.in_hand().is_none(), "nothing recorded for `c`");
+                    owner_returns && core.start(&me, &c) == Start::Run
+                })
+            };
+            let successor = {
+                let core = core.clone();
+                thread::spawn(move || {
+                    let (outcome, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
+                    assert_eq!(outcome, Outcome::Restored);
+                    restored(&mut rec).iter().filter(|t| t.try_claim()).count()
+                })
+            };
+            let thief = thread::spawn(move || {
+                let stolen = old_deque.lock().unwrap().pop();
+                stolen.is_some_and(|t| t.try_claim()) as usize
+            });
+            let owner_won = owner.join().unwrap() as usize;
+            let successor_wins = successor.join().unwrap();
+            let thief_wins = thief.join().unwrap();
+            assert_eq!(owner_won + successor_wins + thief_wins, 2);
+            assert!(b.is_claimed() && c.is_claimed(), "nothing lost");
+        });
+    }
+}
+
 /// Two drivers judge the same epoch expired and run the sequence at once: one fence wins and
 /// restores, the other gives its room back, and the tasks go to exactly one replacement.
 #[test]

@@ -124,13 +124,26 @@ impl<T: Clone> OpLog<T> {
     /// assert_eq!(log.append(1, "b"), Stamp { epoch: 1, seq: 1 });
     /// ```
     pub fn append(&self, epoch: u32, value: T) -> Stamp {
+        self.append_written(epoch, value).0
+    }
+
+    /// [`append`](Self::append), also saying whether the entry was written (`false`: a pinned
+    /// reader made the write skip, so the position reads as a gap).
+    pub(crate) fn append_written(&self, epoch: u32, value: T) -> (Stamp, bool) {
         let seq = self.tail.fetch_add(1, Ordering::SeqCst);
         let stamp = Stamp { epoch, seq };
         let slot = &self.slots[(seq % self.slots.len() as u64) as usize];
-        if !slot.write(seq + 1, Some((stamp, value))) {
+        let written = slot.write(seq + 1, Some((stamp, value)));
+        if !written {
             self.overrun_upto.fetch_max(seq + 1, Ordering::SeqCst);
         }
-        stamp
+        (stamp, written)
+    }
+
+    /// Pins slot `slot` as a stalled reader would, for tests of skipped writes.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn pin_slot_for_test(&self, slot: usize) {
+        self.slots[slot].state.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Reads position `seq`.

@@ -253,28 +253,45 @@ fn reoffer_replicas_of(registry: &Registry, source: usize) -> bool {
     let mut all = true;
     for replica in cpu.replicas.iter() {
         let Some(mut replica) = lock_within(replica, patience) else {
+            if all {
+                // Its holder may have crashed mid-apply and hold the lock for good. An owner
+                // does not record in hand a popped task its log still holds, so copy what the
+                // log holds now, as a takeover does when no replica comes free; the retries
+                // below cover what only the replica knows.
+                let log = cpu.core.log();
+                let mut view = Replica::new(0);
+                view.sync(log, log.tail(), usize::MAX);
+                let copies = view.unclaimed().cloned().collect();
+                queue_copies(registry, source, copies, view.take_redirected());
+            }
             all = false;
             continue;
         };
         // The monitor applies every replica each tick, so this is usually a short batch; it
         // makes a push newer than the last tick re-offerable too.
         let redirected = catch_up(registry, &cpu.core, &mut replica);
-        let copies: Vec<Handle> = replica.unclaimed().cloned().collect();
+        let copies = replica.unclaimed().cloned().collect();
         drop(replica);
-        let queued = copies.len();
-        {
-            let deque = registry.workers[source].reoffered.lock();
-            for t in copies {
-                deque.push(job_ref(t));
-            }
-        }
-        for _ in 0..queued {
-            registry.sleep.new_injected_work();
-        }
-        registry.recovery.protocol.record_reoffered(queued as u64);
-        reoffer(registry, redirected);
+        queue_copies(registry, source, copies, redirected);
     }
     all
+}
+
+/// Queues copies of CPU `source`'s unclaimed tasks on its re-offer deque, and its redirected
+/// ones (a fenced owner's late pushes) on the injectors.
+fn queue_copies(registry: &Registry, source: usize, copies: Vec<Handle>, redirected: Vec<Handle>) {
+    let queued = copies.len();
+    {
+        let deque = registry.workers[source].reoffered.lock();
+        for t in copies {
+            deque.push(job_ref(t));
+        }
+    }
+    for _ in 0..queued {
+        registry.sleep.new_injected_work();
+    }
+    registry.recovery.protocol.record_reoffered(queued as u64);
+    reoffer(registry, redirected);
 }
 
 /// Applies `core`'s log to a locked replica of it, up to the tail, and records lag and gaps.
