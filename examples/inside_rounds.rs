@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 // Shared with the sweep, which uses more of them than this example does.
-#[allow(dead_code)]
 #[path = "../benches/common/contender.rs"]
 mod contender;
 #[path = "../benches/common/scale_topology.rs"]

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 // Shared with the scale rounds, which use all of it; this example needs no outside spawn and no
 // broadcast.
-#[allow(dead_code)]
 #[path = "../benches/common/contender.rs"]
 mod contender;
 use contender::Contender;

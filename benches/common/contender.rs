@@ -1,6 +1,9 @@
 //! replicore and rayon behind one trait, for the examples and benches that run the same rounds on
 //! both: each method is the runtime's own call, unwrapped.
 
+// Each example or bench that includes this file calls its own subset of the methods.
+#![allow(dead_code)]
+
 /// What a round asks of a runtime.
 pub trait Contender: Sync {
     /// `spawn` onto the pool from outside it.
@@ -16,6 +19,10 @@ pub trait Contender: Sync {
         RB: Send;
     fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R;
     fn broadcast_nothing(&self);
+    /// The calling worker's index in its pool (`None` outside any pool).
+    fn index_here() -> Option<usize>;
+    /// `yield_local` on a worker: whether it ran a task from the worker's own deque.
+    fn run_local_here() -> bool;
 }
 
 /// The trait for a runtime whose pool type is `$krate::ThreadPool` and whose free functions are
@@ -43,6 +50,12 @@ macro_rules! contender {
             }
             fn broadcast_nothing(&self) {
                 $krate::ThreadPool::broadcast(self, |_| ());
+            }
+            fn index_here() -> Option<usize> {
+                $krate::current_thread_index()
+            }
+            fn run_local_here() -> bool {
+                matches!($krate::yield_local(), Some($krate::Yield::Executed))
             }
         }
     };
