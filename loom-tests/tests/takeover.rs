@@ -173,8 +173,8 @@ fn gap_recovers_in_hand_and_old_deque_against_late_start() {
     });
 }
 
-/// The owner popped `c`, its newest push, and recorded nothing in hand: its log still holds
-/// `c` (`CpuState::retains`). The successor's replica lags past a wrap (a gap over `a`, which
+/// The owner popped `c`, the task it pushed last, and recorded nothing in hand: its log still
+/// holds `c` (`CpuState::take_just_pushed`). The successor's replica lags past a wrap (a gap over `a`, which
 /// already ran), the older `b` still waits in the old deque, and the owner either resumes into
 /// its start or never comes back. `b` and `c` each start exactly once; when the owner crashed,
 /// `c` comes from the positions the log still holds, since nothing else knows it.
@@ -187,13 +187,12 @@ fn unrecorded_pop_is_adopted_from_the_retained_window_across_a_gap() {
             let a: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
             assert!(a.try_claim(), "ran before the stall");
             let b: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-            let c: Task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-            assert!(core.retains(&c) && !core.retains(&b));
+            let (c, at): (Task, _) = core.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
             let old_deque = Arc::new(loom::sync::Mutex::new(vec![b.clone()]));
             let owner = {
                 let (core, c) = (core.clone(), c.clone());
                 thread::spawn(move || {
-                    core.take_in_hand(&me, &c);
+                    core.take_just_pushed(&me, &c, at.unwrap());
                     assert!(core.in_hand().is_none(), "nothing recorded for `c`");
                     owner_returns && core.start(&me, &c) == Start::Run
                 })

@@ -37,15 +37,7 @@ const ANONYMOUS: u64 = 2;
 pub struct Claim {
     /// `UNCLAIMED`, `ANONYMOUS`, or `epoch << 32 | holder << 1 | 1`.
     word: AtomicU64,
-    /// Where the task's push was written: `log << 48 | (seq + 1)`, or 0 if it was not (yet)
-    /// written to any log, or the numbers do not fit. Set once by the publishing owner, before
-    /// the task is queued; read by whoever pops it (see `CpuState::take_in_hand`).
-    published: AtomicU64,
 }
-
-/// Log ids and positions a [`Claim`] can record (16 and 48 bits).
-const LOG_BITS: u32 = 16;
-const SEQ_BITS: u32 = 48;
 
 impl Default for Claim {
     fn default() -> Self {
@@ -70,41 +62,7 @@ impl Claim {
     pub fn new() -> Self {
         Self {
             word: AtomicU64::new(UNCLAIMED),
-            published: AtomicU64::new(0),
         }
-    }
-
-    /// Records that the task's push was written at position `seq` of log `log` (a CPU's index
-    /// in its pool). Ids and positions too large to record leave it unrecorded, which only
-    /// costs the popping owner its in-hand record.
-    #[inline]
-    pub(crate) fn note_published(&self, log: u32, seq: u64) {
-        if log < (1 << LOG_BITS) && seq + 1 < (1 << SEQ_BITS) {
-            // Relaxed: read by the owner that wrote it, or by a thief that got the task through
-            // a deque, whose push and steal order this store before the read.
-            let word = (u64::from(log) << SEQ_BITS) | (seq + 1);
-            self.published.store(word, Ordering::Relaxed);
-        }
-    }
-
-    /// The position of the task's push in log `log`, if it was written there.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use replicore::__protocol::{Claim, CpuState};
-    /// let core = CpuState::new(2, 8, Default::default());
-    /// let me = core.lease().owner_token();
-    /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// assert_eq!(t.published_in(2), Some(1), "CPU 2's log, position 1");
-    /// assert_eq!(t.published_in(0), None);
-    /// assert_eq!(Claim::new().published_in(2), None, "never published");
-    /// ```
-    #[inline]
-    pub fn published_in(&self, log: u32) -> Option<u64> {
-        let word = self.published.load(Ordering::Relaxed);
-        (word != 0 && word >> SEQ_BITS == u64::from(log))
-            .then(|| (word & ((1 << SEQ_BITS) - 1)) - 1)
     }
 
     /// Claims the task. Returns `true` for exactly one caller over the word's life.

@@ -83,9 +83,6 @@ pub enum Start {
 /// ```
 #[derive(Debug)]
 pub struct CpuState<T> {
-    /// The CPU's index in its pool (its first holder's id): what a task header records as the
-    /// log its push went to.
-    id: u32,
     lease: Lease,
     log: OpLog<T>,
     in_hand: TaggedCell<T>,
@@ -94,8 +91,6 @@ pub struct CpuState<T> {
 
 impl<T: Claimable> CpuState<T> {
     /// State for a CPU first owned by worker `holder`, with a log of `log_capacity` ops.
-    /// `holder` is also the CPU's id in the headers of the tasks it publishes, so the CPUs of
-    /// one pool must be created with distinct first holders (the pool uses CPU `i`'s index).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -106,7 +101,6 @@ impl<T: Claimable> CpuState<T> {
     /// ```
     pub fn new(holder: u32, log_capacity: usize, stats: StdArc<ReplicationStats>) -> Self {
         Self {
-            id: holder,
             lease: Lease::new(holder),
             log: OpLog::new(log_capacity),
             in_hand: TaggedCell::new(),
@@ -169,82 +163,92 @@ impl<T: Claimable> CpuState<T> {
     /// assert!(matches!(core.log().read(0), LogRead::Op(_, t) if Arc::ptr_eq(&t, &task)));
     /// ```
     pub fn publish_push(&self, me: &OwnerToken, task: T) -> Result<T, Fenced<T>> {
-        if !self.lease.is_current(me.epoch()) {
-            self.stats.record_fenced(1);
-            return Err(Fenced(task));
-        }
-        let (stamp, written) = self.log.append_written(me.epoch(), task.clone());
-        if written {
-            task.claim().note_published(self.id, stamp.seq);
-        }
-        point_here(FaultPoint::MidPush, me.holder() as usize);
-        Ok(task)
+        self.publish_push_at(me, task).map(|(task, _)| task)
     }
 
-    /// Records the task the owner just popped and is about to claim, in the in-hand slot a
-    /// successor reads, unless this CPU's log still holds the task's push and will go on
-    /// holding it (see [`retains`](Self::retains)). A fenced owner does not touch the slot.
-    ///
-    /// Replicas keep every task they applied until it is claimed, so the slot matters only
-    /// when the successor's replica has a gap over the task. A gap steps over positions more
-    /// than a capacity below the tail; the takeover then reads every position the log still
-    /// holds. A task popped near the tail is among them: only this CPU's owner appends to its
-    /// log, and it appends nothing between its pop and its claim, so nothing overwrites the
-    /// entry before a successor reads it. Skipping the record for such a task saves the owner
-    /// a reference count, a slot write and the release of the slot's previous task, on the
-    /// path every task it spawns and runs itself takes.
+    /// [`publish_push`](Self::publish_push), also returning the log position the push was
+    /// written at (`None`: a pinned reader made the write skip, so the log does not hold it).
+    /// An owner that pops this task back before it pushes anything else may pass the position
+    /// to [`take_just_pushed`](Self::take_just_pushed).
     ///
     /// ```
     /// use std::sync::Arc;
     /// use replicore::__protocol::{Claim, CpuState};
     /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
-    /// let old = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// for _ in 0..7 {
-    ///     core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// }
-    /// let new = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// core.take_in_hand(&me, &new);
-    /// assert!(core.in_hand().is_none(), "the log holds `new`: nothing to record");
-    /// core.take_in_hand(&me, &old);
-    /// assert!(core.in_hand().is_some_and(|t| Arc::ptr_eq(&t, &old)), "`old` was overwritten");
+    /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// let (_, at) = core.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
+    /// assert_eq!(at, Some(1));
+    /// ```
+    pub fn publish_push_at(&self, me: &OwnerToken, task: T) -> Result<(T, Option<u64>), Fenced<T>> {
+        if !self.lease.is_current(me.epoch()) {
+            self.stats.record_fenced(1);
+            return Err(Fenced(task));
+        }
+        let (stamp, written) = self.log.append_written(me.epoch(), task.clone());
+        point_here(FaultPoint::MidPush, me.holder() as usize);
+        Ok((task, written.then_some(stamp.seq)))
+    }
+
+    /// Records the task the owner just popped and is about to claim. Replicas already hold it
+    /// (they keep tasks until claimed); this slot is what a successor reads when its replica has
+    /// a gap. A fenced owner does not touch the slot.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// core.take_in_hand(&me, &task);
+    /// assert!(core.in_hand().is_some_and(|t| Arc::ptr_eq(&t, &task)));
     /// ```
     pub fn take_in_hand(&self, me: &OwnerToken, task: &T) {
-        if self.lease.is_current(me.epoch()) && !self.retains(task) {
-            // A skipped write (a successor pinned on the slot right now) is harmless: that
-            // successor has fenced us, so `start` will refuse and the task is redirected.
-            let tag = (u64::from(me.epoch()) << 32) | 1;
-            self.in_hand.write(tag, Some(task.clone()));
+        if self.lease.is_current(me.epoch()) {
+            self.record_in_hand(me, task);
         }
         point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
     }
 
-    /// Whether this CPU's log holds `task`'s push at most half a capacity below its tail.
+    /// [`take_in_hand`](Self::take_in_hand) for the task the owner pushed last, which
+    /// [`publish_push_at`](Self::publish_push_at) wrote at `seq`: it records nothing while the
+    /// log holds that position at most half a capacity below its tail.
     ///
-    /// Half a capacity leaves room for the pushes that can still land before a successor reads
-    /// the log although the popping owner makes none: each fenced former owner of this CPU
-    /// that stalled between its lease check and its append has one. Past half a capacity of
-    /// those (512 at the default capacity), the entry could be overwritten first; a lost
-    /// task then needs that many stalled owners and a crash in the pop window at once.
+    /// The slot only matters when the successor's replica has a gap over the task. A gap steps
+    /// over positions more than a capacity below the tail, and the takeover then reads every
+    /// position the log still holds, so a successor finds this task there: only the owner
+    /// appends to its log, and it appends nothing between this pop and its claim. Half a
+    /// capacity leaves room for the pushes that can land meanwhile all the same: each fenced
+    /// former owner that stalled between its lease check and its append has one (a lost task
+    /// would take 512 of them at the default capacity, and a crash in the pop window).
+    ///
+    /// This is the path of a task spawned and then run at once by the same worker; skipping the
+    /// record saves it a reference count, a slot write and the release of the slot's previous
+    /// task. The caller must know that `task` is the one pushed at `seq` (the pool compares the
+    /// handle with the one it pushed last).
     ///
     /// ```
     /// use std::sync::Arc;
     /// use replicore::__protocol::{Claim, CpuState};
     /// let core = CpuState::new(0, 4, Default::default());
     /// let me = core.lease().owner_token();
-    /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// assert!(core.retains(&t));
-    /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// assert!(core.retains(&t), "two below the tail of a 4-entry log");
-    /// core.publish_push(&me, Arc::new(Claim::new())).unwrap();
-    /// assert!(!core.retains(&t), "three below: too close to being overwritten");
-    /// let other = CpuState::new(1, 4, Default::default());
-    /// assert!(!other.retains(&t), "published on CPU 0, not 1");
+    /// let (task, at) = core.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
+    /// core.take_just_pushed(&me, &task, at.unwrap());
+    /// assert!(core.in_hand().is_none(), "the log holds it: nothing to record");
     /// ```
-    pub fn retains(&self, task: &T) -> bool {
-        task.claim()
-            .published_in(self.id)
-            .is_some_and(|seq| self.log.tail() - seq <= self.log.capacity() as u64 / 2)
+    pub fn take_just_pushed(&self, me: &OwnerToken, task: &T, seq: u64) {
+        let retained = self.log.tail() - seq <= self.log.capacity() as u64 / 2;
+        if !retained && self.lease.is_current(me.epoch()) {
+            self.record_in_hand(me, task);
+        }
+        point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
+    }
+
+    fn record_in_hand(&self, me: &OwnerToken, task: &T) {
+        // A skipped write (a successor pinned on the slot right now) is harmless: that
+        // successor has fenced us, so `start` will refuse and the task is redirected.
+        let tag = (u64::from(me.epoch()) << 32) | 1;
+        self.in_hand.write(tag, Some(task.clone()));
     }
 
     /// The owner's start: fencing check, then the task's single [`Claim`](super::Claim).
@@ -289,8 +293,7 @@ impl<T: Claimable> CpuState<T> {
     /// use replicore::__protocol::{Claim, CpuState};
     /// let core = CpuState::new(0, 8, Default::default());
     /// let me = core.lease().owner_token();
-    /// // A task this CPU's log does not hold, say one taken from an injector.
-    /// let t = Arc::new(Claim::new());
+    /// let t = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
     /// assert!(core.in_hand().is_none());
     /// core.take_in_hand(&me, &t);
     /// assert!(Arc::ptr_eq(&core.in_hand().unwrap(), &t));
@@ -339,64 +342,59 @@ mod tests {
         );
     }
 
-    /// The owner skips the in-hand record exactly when the log will still hold the task for a
-    /// successor: pushed here, written, and at most half a capacity below the tail.
+    /// The owner skips the in-hand record for the task it just pushed exactly while the log
+    /// holds that push at most half a capacity below its tail; any other pop is recorded.
     #[test]
-    fn in_hand_is_recorded_only_for_tasks_the_log_may_lose() {
-        let cpu: CpuState<Arc<Claim>> = CpuState::new(3, 8, Default::default());
+    fn a_just_pushed_task_is_recorded_only_if_the_log_may_lose_it() {
+        let cpu: CpuState<Arc<Claim>> = CpuState::new(0, 8, Default::default());
         let me = cpu.lease().owner_token();
-        let tasks: Vec<_> = (0..10)
-            .map(|_| cpu.publish_push(&me, Arc::new(Claim::new())).unwrap())
-            .collect();
-        let recorded = |t: &Arc<Claim>| {
-            cpu.take_in_hand(&me, t);
-            cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, t))
-        };
-        // Tail 10, capacity 8: positions 6..10 are within half a capacity.
-        for (seq, t) in tasks.iter().enumerate().rev() {
-            assert_eq!(recorded(t), seq < 6, "position {seq}");
+        let (first, at) = cpu.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
+        assert_eq!(at, Some(0));
+        cpu.take_just_pushed(&me, &first, 0);
+        assert!(cpu.in_hand().is_none());
+        // Three more pushes (by fenced former owners, say) before the pop.
+        for _ in 0..3 {
+            cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
         }
-        let foreign = CpuState::new(4, 8, Default::default());
-        let theirs = foreign.publish_push(&me, Arc::new(Claim::new())).unwrap();
-        assert!(recorded(&theirs), "pushed to another CPU's log");
+        cpu.take_just_pushed(&me, &first, 0);
         assert!(
-            recorded(&Arc::new(Claim::new())),
-            "in no log (an injector's)"
+            cpu.in_hand().is_none(),
+            "4 below the tail: within half of 8"
         );
+        cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        cpu.take_just_pushed(&me, &first, 0);
+        assert!(cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, &first)));
+        let other = Arc::new(Claim::new());
+        cpu.take_in_hand(&me, &other);
+        assert!(cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, &other)));
     }
 
-    /// A push whose write a pinned reader made skip is a gap in the log, so popping it records
-    /// it in hand although its position is near the tail.
+    /// A push whose write a pinned reader made skip has no position to hand on.
     #[test]
-    fn a_skipped_write_is_recorded_in_hand() {
+    fn a_skipped_write_has_no_position() {
         let cpu: CpuState<Arc<Claim>> = CpuState::new(0, 4, Default::default());
         let me = cpu.lease().owner_token();
-        cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
-        for _ in 0..3 {
+        for _ in 0..4 {
             cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
         }
         // A stalled reader pinned on slot 0, which position 4 overwrites.
         cpu.log().pin_slot_for_test(0);
-        let skipped = cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
-        assert_eq!(skipped.published_in(0), None);
-        assert!(!cpu.retains(&skipped));
-        cpu.take_in_hand(&me, &skipped);
-        assert!(cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, &skipped)));
+        let (_, at) = cpu.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
+        assert_eq!(at, None);
     }
 
-    /// A crash between pop and claim, with the successor's replica far behind (a gap): the
-    /// unrecorded task is adopted from the positions the log still holds, and the queued
-    /// tasks the gap stepped over are in the old deque (not modelled here).
+    /// A crash between pop and claim of an unrecorded task, with the successor's replica far
+    /// behind (a gap): the task is adopted from the positions the log still holds.
     #[test]
     fn an_unrecorded_pop_is_adopted_from_the_retained_window_across_a_gap() {
         use crate::replication::takeover::{Outcome, Takeover, take_over};
         let cpu: CpuState<Arc<Claim>> = CpuState::new(0, 16, Default::default());
         let me = cpu.lease().owner_token();
-        let tasks: Vec<_> = (0..100)
-            .map(|_| cpu.publish_push(&me, Arc::new(Claim::new())).unwrap())
-            .collect();
-        let popped = &tasks[99];
-        cpu.take_in_hand(&me, popped);
+        for _ in 0..99 {
+            cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        }
+        let (popped, at) = cpu.publish_push_at(&me, Arc::new(Claim::new())).unwrap();
+        cpu.take_just_pushed(&me, &popped, at.unwrap());
         assert!(cpu.in_hand().is_none());
         // The owner crashes here. Its only replica never applied anything.
         let replicas = [crate::sync::Mutex::new(Replica::new(0))];
@@ -416,7 +414,7 @@ mod tests {
             1,
             "the replica had a gap"
         );
-        assert!(adopted.iter().any(|t| Arc::ptr_eq(t, popped)));
+        assert!(adopted.iter().any(|t| Arc::ptr_eq(t, &popped)));
         assert_eq!(adopted.len(), 16, "the retained window, nothing older");
     }
 }

@@ -47,6 +47,11 @@ pub(crate) struct Seam {
     fenced: Cell<bool>,
     /// Loop turns left until this worker next looks at its neighbours' leases.
     watch_countdown: Cell<u32>,
+    /// The header of the task this worker pushed last and the log position it was written at,
+    /// while that push is unpopped (0: none). The log holds a handle of it until this worker's
+    /// next pushes overwrite it, and each push replaces this, so the address cannot be reused by
+    /// another task while it is here.
+    last_push: Cell<(usize, u64)>,
     index: usize,
     fault_id: usize,
     /// `replication_factor >= 1`: heap jobs are logged.
@@ -75,6 +80,7 @@ impl Seam {
             token: Cell::new(token),
             fenced: Cell::new(false),
             watch_countdown: Cell::new(WATCH_EVERY),
+            last_push: Cell::new((0, 0)),
             index,
             fault_id,
             logged: registry.config.replication_factor > 0,
@@ -152,8 +158,12 @@ impl Seam {
             return Publish::Queue(job);
         }
         let token = self.token.get();
-        match self.cpu().core.publish_push(&token, logged(job)) {
-            Ok(handle) => Publish::Queue(job_ref(handle)),
+        match self.cpu().core.publish_push_at(&token, logged(job)) {
+            Ok((handle, at)) => {
+                let address = Arc::as_ptr(&handle).cast::<()>() as usize;
+                self.last_push.set(at.map_or((0, 0), |seq| (address, seq)));
+                Publish::Queue(job_ref(handle))
+            }
             Err(Fenced(handle)) => {
                 self.fenced.set(true);
                 // In no log: the injector-side list answers for it (see `takeover::reoffer`).
@@ -186,12 +196,19 @@ impl Seam {
         self.cpu().sources.injectors()
     }
 
-    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot, then
-    /// the lease check and the job's single claim.
+    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot (unless
+    /// it is the job this worker just pushed, which its log still holds), then the lease check
+    /// and the job's single claim.
     pub(crate) fn start(&self, handle: &Handle) -> Start {
         let token = self.token.get();
         let core = &self.cpu().core;
-        core.take_in_hand(&token, handle);
+        let (last, seq) = self.last_push.get();
+        if last == Arc::as_ptr(handle).cast::<()>() as usize {
+            self.last_push.set((0, 0));
+            core.take_just_pushed(&token, handle, seq);
+        } else {
+            core.take_in_hand(&token, handle);
+        }
         let start = core.start(&token, handle);
         if start == Start::Fenced {
             self.fenced.set(true);
