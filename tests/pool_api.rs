@@ -365,7 +365,8 @@ fn task_blocking_on_its_own_spawn_is_served_by_another_worker() {
             let (tx, rx) = std::sync::mpsc::channel();
             replicore::spawn(move || tx.send(9).unwrap());
             // This worker blocks without popping: the other one must be woken for the task.
-            rx.recv().unwrap()
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("watchdog: the spawned task never ran")
         });
         assert_eq!(got, 9);
         // Now and then, let the other worker park first, so the wake-up path is exercised.
