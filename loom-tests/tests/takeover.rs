@@ -130,6 +130,24 @@ fn push_racing_fence_is_adopted_or_redirected() {
     });
 }
 
+/// A successor that takes `core` over (epoch 0, a fresh and so gapped replica), must restore
+/// it, and claims every task it adopted: how many it won.
+fn restore_and_claim(core: Arc<CpuState<Task>>) -> impl FnOnce() -> usize {
+    move || {
+        let (outcome, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
+        assert_eq!(outcome, Outcome::Restored);
+        restored(&mut rec).iter().filter(|t| t.try_claim()).count()
+    }
+}
+
+/// A thief that steals one task from the old deque and claims it: how many it won.
+fn steal_and_claim(old_deque: Arc<loom::sync::Mutex<Vec<Task>>>) -> impl FnOnce() -> usize {
+    move || {
+        let stolen = old_deque.lock().unwrap().pop();
+        stolen.is_some_and(|t| t.try_claim()) as usize
+    }
+}
+
 /// A replica with a gap: the log (capacity 1) has lost the in-hand task's entry. The sequence
 /// still hands on the in-hand task (it always reads the slot), and the still-queued task stays in
 /// the old deque, which a thief drains, while the resumed owner races with a late start.
@@ -147,21 +165,8 @@ fn gap_recovers_in_hand_and_old_deque_against_late_start() {
             let (core, a) = (core.clone(), a.clone());
             thread::spawn(move || core.start(&me, &a) == Start::Run)
         };
-        let successor = {
-            let core = core.clone();
-            thread::spawn(move || {
-                let (outcome, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
-                assert_eq!(outcome, Outcome::Restored);
-                restored(&mut rec).iter().filter(|t| t.try_claim()).count()
-            })
-        };
-        let thief = {
-            let old_deque = old_deque.clone();
-            thread::spawn(move || {
-                let stolen = old_deque.lock().unwrap().pop();
-                stolen.is_some_and(|t| t.try_claim()) as usize
-            })
-        };
+        let successor = thread::spawn(restore_and_claim(core.clone()));
+        let thief = thread::spawn(steal_and_claim(old_deque.clone()));
         let owner_won = late_owner.join().unwrap() as usize;
         let successor_wins = successor.join().unwrap();
         let thief_wins = thief.join().unwrap();
@@ -197,18 +202,8 @@ fn unrecorded_pop_is_adopted_from_the_retained_window_across_a_gap() {
                     owner_returns && core.start(&me, &c) == Start::Run
                 })
             };
-            let successor = {
-                let core = core.clone();
-                thread::spawn(move || {
-                    let (outcome, mut rec) = drive(&core, &replicas(Replica::new(0)), 0, 1);
-                    assert_eq!(outcome, Outcome::Restored);
-                    restored(&mut rec).iter().filter(|t| t.try_claim()).count()
-                })
-            };
-            let thief = thread::spawn(move || {
-                let stolen = old_deque.lock().unwrap().pop();
-                stolen.is_some_and(|t| t.try_claim()) as usize
-            });
+            let successor = thread::spawn(restore_and_claim(core.clone()));
+            let thief = thread::spawn(steal_and_claim(old_deque));
             let owner_won = owner.join().unwrap() as usize;
             let successor_wins = successor.join().unwrap();
             let thief_wins = thief.join().unwrap();

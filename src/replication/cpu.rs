@@ -205,7 +205,10 @@ impl<T: Claimable> CpuState<T> {
     /// ```
     pub fn take_in_hand(&self, me: &OwnerToken, task: &T) {
         if self.lease.is_current(me.epoch()) {
-            self.record_in_hand(me, task);
+            // A skipped write (a successor pinned on the slot right now) is harmless: that
+            // successor has fenced us, so `start` will refuse and the task is redirected.
+            let tag = (u64::from(me.epoch()) << 32) | 1;
+            self.in_hand.write(tag, Some(task.clone()));
         }
         point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
     }
@@ -237,18 +240,13 @@ impl<T: Claimable> CpuState<T> {
     /// assert!(core.in_hand().is_none(), "the log holds it: nothing to record");
     /// ```
     pub fn take_just_pushed(&self, me: &OwnerToken, task: &T, seq: u64) {
-        let retained = self.log.tail() - seq <= self.log.capacity() as u64 / 2;
-        if !retained && self.lease.is_current(me.epoch()) {
-            self.record_in_hand(me, task);
+        // A position at or above the tail was never handed out: record, as for any other pop.
+        let below_tail = self.log.tail().checked_sub(seq).filter(|&d| d > 0);
+        if below_tail.is_some_and(|d| d <= self.log.capacity() as u64 / 2) {
+            point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
+        } else {
+            self.take_in_hand(me, task);
         }
-        point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
-    }
-
-    fn record_in_hand(&self, me: &OwnerToken, task: &T) {
-        // A skipped write (a successor pinned on the slot right now) is harmless: that
-        // successor has fenced us, so `start` will refuse and the task is redirected.
-        let tag = (u64::from(me.epoch()) << 32) | 1;
-        self.in_hand.write(tag, Some(task.clone()));
     }
 
     /// The owner's start: fencing check, then the task's single [`Claim`](super::Claim).
@@ -367,6 +365,10 @@ mod tests {
         let other = Arc::new(Claim::new());
         cpu.take_in_hand(&me, &other);
         assert!(cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, &other)));
+        // A position never handed out is no proof the log holds anything.
+        let unlogged = Arc::new(Claim::new());
+        cpu.take_just_pushed(&me, &unlogged, cpu.log().tail());
+        assert!(cpu.in_hand().is_some_and(|h| Arc::ptr_eq(&h, &unlogged)));
     }
 
     /// A push whose write a pinned reader made skip has no position to hand on.

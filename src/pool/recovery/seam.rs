@@ -47,10 +47,10 @@ pub(crate) struct Seam {
     fenced: Cell<bool>,
     /// Loop turns left until this worker next looks at its neighbours' leases.
     watch_countdown: Cell<u32>,
-    /// The header of the task this worker pushed last and the log position it was written at,
-    /// while that push is unpopped (0: none). The log holds a handle of it until this worker's
-    /// next pushes overwrite it, and each push replaces this, so the address cannot be reused by
-    /// another task while it is here.
+    /// The header address of the task this worker pushed last and the log position it was
+    /// written at, until this worker starts it or pushes again ((0, 0): none). The log holds a
+    /// handle of it until this worker's next pushes overwrite it, and each push replaces this,
+    /// so the address cannot belong to another task while it is here.
     last_push: Cell<(usize, u64)>,
     index: usize,
     fault_id: usize,
@@ -160,8 +160,8 @@ impl Seam {
         let token = self.token.get();
         match self.cpu().core.publish_push_at(&token, logged(job)) {
             Ok((handle, at)) => {
-                let address = Arc::as_ptr(&handle).cast::<()>() as usize;
-                self.last_push.set(at.map_or((0, 0), |seq| (address, seq)));
+                self.last_push
+                    .set(at.map_or((0, 0), |seq| (address(&handle), seq)));
                 Publish::Queue(job_ref(handle))
             }
             Err(Fenced(handle)) => {
@@ -203,7 +203,7 @@ impl Seam {
         let token = self.token.get();
         let core = &self.cpu().core;
         let (last, seq) = self.last_push.get();
-        if last == Arc::as_ptr(handle).cast::<()>() as usize {
+        if last == address(handle) {
             self.last_push.set((0, 0));
             core.take_just_pushed(&token, handle, seq);
         } else {
@@ -279,6 +279,11 @@ impl Seam {
         cpu.owner_seat.store(NO_SEAT, Ordering::Release);
         registry.threads.release(seat);
     }
+}
+
+/// A logged job's header address, which identifies it while some handle keeps it alive.
+fn address(handle: &Handle) -> usize {
+    Arc::as_ptr(handle).cast::<()>() as usize
 }
 
 /// Queues `work`, submitted from outside `registry`'s workers, on an injector. With replication
