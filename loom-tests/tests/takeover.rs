@@ -283,3 +283,86 @@ fn at_the_cap_nothing_is_fenced() {
         assert_eq!(core.lease().epoch(), 0);
     });
 }
+
+/// A task that says when it is freed, for models of who keeps a task alive.
+#[derive(Debug)]
+struct Tracked {
+    claim: Claim,
+    freed: Arc<loom::sync::atomic::AtomicBool>,
+}
+
+impl AsRef<Claim> for Tracked {
+    fn as_ref(&self) -> &Claim {
+        &self.claim
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.freed.store(true, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The owner moves its popped task into the in-hand slot (`take_in_hand_owned`, as the pool's
+/// `Seam::start` does) and goes on through a pointer: the slot holds the task's last count (the
+/// log, of capacity 1, has moved on). A successor fences it and records its own task over the
+/// slot while the owner is between that record and its claim. The displaced task must outlive
+/// the owner's use of it, and be freed once the owner leaves: it is parked, not dropped, while
+/// epoch 0 is live. Dropping it at the successor's record fails this model at once.
+#[test]
+fn a_fenced_owners_moved_in_hand_task_outlives_the_successors_record() {
+    model(3, || {
+        let core: Arc<CpuState<Arc<Tracked>>> = Arc::new(CpuState::new(0, 1, Default::default()));
+        let freed = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let me = core.lease().owner_token();
+        core.owner_enters(me.epoch());
+        let task = |freed: &Arc<loom::sync::atomic::AtomicBool>| {
+            Arc::new(Tracked {
+                claim: Claim::new(),
+                freed: freed.clone(),
+            })
+        };
+        let a = core.publish_push(&me, task(&freed)).unwrap();
+        let other = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        // Overwrites `a`'s only log entry: from here on `a` lives in our hands alone.
+        let b = core.publish_push(&me, task(&other)).unwrap();
+        let owner = {
+            let (core, freed) = (core.clone(), freed.clone());
+            thread::spawn(move || {
+                let claim: *const Claim = &a.claim;
+                let kept = core.take_in_hand_owned(&me, a);
+                assert!(
+                    !freed.load(loom::sync::atomic::Ordering::SeqCst),
+                    "freed while its owner still holds a pointer"
+                );
+                // SAFETY: `kept` or the slot holds it; checked just above.
+                let start = core.start_claim(&me, unsafe { &*claim });
+                assert!(!freed.load(loom::sync::atomic::Ordering::SeqCst));
+                drop(kept);
+                core.owner_leaves(me.epoch());
+                start
+            })
+        };
+        let successor = {
+            let core = core.clone();
+            thread::spawn(move || {
+                core.lease().try_fence(0, 1).expect("the only fence");
+                let new = core.lease().owner_token();
+                core.owner_enters(new.epoch());
+                // Refused only while the owner is mid-record: `a` then stays in the slot.
+                drop(core.take_in_hand_owned(&new, b));
+                new
+            })
+        };
+        let start = owner.join().unwrap();
+        let new = successor.join().unwrap();
+        assert_ne!(start, Start::AlreadyClaimed, "no one else claims `a` here");
+        // The successor's next record displaces whatever is left of epoch 0, which has left.
+        let c = core.publish_push(&new, task(&other)).unwrap();
+        drop(core.take_in_hand_owned(&new, c));
+        assert!(
+            freed.load(loom::sync::atomic::Ordering::SeqCst),
+            "the owner left, so nothing keeps `a`: no leak"
+        );
+    });
+}

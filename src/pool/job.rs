@@ -31,8 +31,10 @@ pub trait Job {
 /// claims the job, in that order, before the job may run. The worker hands itself to the job
 /// ([`JobRef::execute_on`]), so the job needs no thread-local to find it.
 pub trait Starter {
-    /// Starts `handle`: [`Start::Run`] if this thread won its claim.
-    fn start(&self, handle: &Handle) -> Start;
+    /// Starts `handle`: [`Start::Run`] if this thread won its claim. Returns the handle back,
+    /// unless this worker's in-hand slot took it: the job stays alive then until this thread
+    /// starts another one, so the caller may use it through a pointer until it runs a job.
+    fn start(&self, handle: Handle) -> (Start, Option<Handle>);
     /// Queues a copy of a logged job this thread may not start (its lease was fenced).
     fn requeue(&self, handle: Handle);
 }

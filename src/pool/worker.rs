@@ -751,7 +751,7 @@ impl Drop for HungerMark<'_> {
 
 /// A logged job taken by this worker starts through its lease (see `Seam::start`).
 impl Starter for WorkerThread {
-    fn start(&self, handle: &Handle) -> Start {
+    fn start(&self, handle: Handle) -> (Start, Option<Handle>) {
         self.seam.start(handle)
     }
 

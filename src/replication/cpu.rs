@@ -12,8 +12,9 @@ use super::lease::{Lease, OwnerToken};
 use super::log::OpLog;
 use super::replica::Claimable;
 use super::stats::ReplicationStats;
-use super::tagged_cell::TaggedCell;
+use super::tagged_cell::{Replaced, TaggedCell};
 use crate::fault::{FaultPoint, point_here};
+use crate::sync::Mutex;
 
 /// The owner was fenced: it must stop acting as owner and retire. The task it tried to act on is
 /// handed back, unclaimed, to be redirected (the pool queues it on its node's injector).
@@ -86,7 +87,20 @@ pub struct CpuState<T> {
     lease: Lease,
     log: OpLog<T>,
     in_hand: TaggedCell<T>,
+    /// Who may still be running a task the in-hand slot held (see
+    /// [`take_in_hand_owned`](Self::take_in_hand_owned)).
+    in_hand_owners: Mutex<InHandOwners<T>>,
     stats: StdArc<ReplicationStats>,
+}
+
+/// The epochs of this CPU whose owner threads have not left, and the in-hand tasks a newer
+/// epoch displaced from the slot while their owner was still there. Touched only when an owner
+/// starts or leaves and when a new epoch's first record displaces an older one: never on the
+/// hot path.
+#[derive(Debug)]
+struct InHandOwners<T> {
+    live: Vec<u32>,
+    parked: Vec<(u32, T)>,
 }
 
 impl<T: Claimable> CpuState<T> {
@@ -104,6 +118,10 @@ impl<T: Claimable> CpuState<T> {
             lease: Lease::new(holder),
             log: OpLog::new(log_capacity),
             in_hand: TaggedCell::new(),
+            in_hand_owners: Mutex::new(InHandOwners {
+                live: Vec::new(),
+                parked: Vec::new(),
+            }),
             stats,
         }
     }
@@ -204,13 +222,117 @@ impl<T: Claimable> CpuState<T> {
     /// assert!(core.in_hand().is_some_and(|t| Arc::ptr_eq(&t, &task)));
     /// ```
     pub fn take_in_hand(&self, me: &OwnerToken, task: &T) {
-        if self.lease.is_current(me.epoch()) {
-            // A skipped write (a successor pinned on the slot right now) is harmless: that
-            // successor has fenced us, so `start` will refuse and the task is redirected.
+        drop(self.take_in_hand_owned(me, task.clone()));
+    }
+
+    /// [`take_in_hand`](Self::take_in_hand) that moves `task` into the slot instead of cloning
+    /// it. Returns `None` if the slot took it, or the task back if nothing was recorded.
+    ///
+    /// The owner then runs the task through a pointer: the slot keeps it alive until this
+    /// owner's next record, or, if a newer epoch's owner records over it first, until this
+    /// owner calls [`owner_leaves`](Self::owner_leaves) (the newer owner parks it rather than
+    /// drop it, since a fenced owner may be between this record and its claim). That saves the
+    /// clone's reference count and the runner's release, two of the locked instructions a
+    /// popped task costs. An owner that uses this must have called
+    /// [`owner_enters`](Self::owner_enters) with its epoch first.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::__protocol::{Claim, CpuState, Start};
+    /// let core = CpuState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// core.owner_enters(me.epoch());
+    /// let task = core.publish_push(&me, Arc::new(Claim::new())).unwrap();
+    /// let claim: *const Claim = &*task;
+    /// assert!(core.take_in_hand_owned(&me, task).is_none(), "the slot holds it now");
+    /// // SAFETY: the slot keeps the task alive until this owner records another one.
+    /// assert_eq!(core.start_claim(&me, unsafe { &*claim }), Start::Run);
+    /// core.owner_leaves(me.epoch());
+    /// ```
+    pub fn take_in_hand_owned(&self, me: &OwnerToken, task: T) -> Option<T> {
+        let kept = if self.lease.is_current(me.epoch()) {
+            // A refused write (a successor pinned on the slot right now, or already recording
+            // over it) is harmless: that successor has fenced us, so `start` will refuse and
+            // the task is redirected.
             let tag = (u64::from(me.epoch()) << 32) | 1;
-            self.in_hand.write(tag, Some(task.clone()));
-        }
+            match self.in_hand.replace(tag, task) {
+                Replaced::Same(old) => {
+                    drop(old);
+                    None
+                }
+                Replaced::Older(old_tag, old) => {
+                    self.displaced((old_tag >> 32) as u32, old);
+                    None
+                }
+                Replaced::Refused(task) => Some(task),
+            }
+        } else {
+            Some(task)
+        };
         point_here(FaultPoint::AfterTakeInHand, me.holder() as usize);
+        kept
+    }
+
+    /// A task an older epoch's owner recorded was displaced from the slot: kept until that
+    /// owner leaves, if it has not.
+    #[cold]
+    fn displaced(&self, epoch: u32, task: T) {
+        let mut owners = self.in_hand_owners.lock();
+        if owners.live.contains(&epoch) {
+            owners.parked.push((epoch, task));
+        } else {
+            drop(owners);
+            drop(task);
+        }
+    }
+
+    /// The owner of `epoch` starts: from now on a task it moved into the slot
+    /// ([`take_in_hand_owned`](Self::take_in_hand_owned)) outlives a newer owner's record until
+    /// [`owner_leaves`](Self::owner_leaves). An owner that crashes never leaves: its entry and
+    /// at most one task stay (its thread, parked for good, is lost anyway).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core: CpuState<Arc<Claim>> = CpuState::new(0, 8, Default::default());
+    /// core.owner_enters(0);
+    /// core.owner_leaves(0);
+    /// ```
+    pub fn owner_enters(&self, epoch: u32) {
+        self.in_hand_owners.lock().live.push(epoch);
+    }
+
+    /// The owner of `epoch` left (it runs no task of this CPU any more): what the slot held for
+    /// it and a newer owner displaced is dropped now, and a later displacement is dropped at
+    /// once. See [`owner_enters`](Self::owner_enters).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use replicore::__protocol::{Claim, CpuState};
+    /// let core = CpuState::new(0, 8, Default::default());
+    /// let old = core.lease().owner_token();
+    /// core.owner_enters(old.epoch());
+    /// let task = core.publish_push(&old, Arc::new(Claim::new())).unwrap();
+    /// assert!(core.take_in_hand_owned(&old, task.clone()).is_none());
+    /// core.lease().try_fence(old.epoch(), 1).unwrap();
+    /// let new = core.lease().owner_token();
+    /// let next = core.publish_push(&new, Arc::new(Claim::new())).unwrap();
+    /// assert!(core.take_in_hand_owned(&new, next).is_none());
+    /// assert_eq!(Arc::strong_count(&task), 3, "parked: the old owner may still use it");
+    /// core.owner_leaves(old.epoch());
+    /// assert_eq!(Arc::strong_count(&task), 2, "the log's copy and ours");
+    /// ```
+    pub fn owner_leaves(&self, epoch: u32) {
+        let released: Vec<T> = {
+            let mut owners = self.in_hand_owners.lock();
+            owners.live.retain(|&e| e != epoch);
+            let (mine, others) = std::mem::take(&mut owners.parked)
+                .into_iter()
+                .partition(|(e, _)| *e == epoch);
+            owners.parked = others;
+            mine.into_iter().map(|(_, t)| t).collect()
+        };
+        drop(released);
     }
 
     /// [`take_in_hand`](Self::take_in_hand) for the task the owner pushed last, which
@@ -264,6 +386,21 @@ impl<T: Claimable> CpuState<T> {
     /// assert_eq!(core.start(&me, &task), Start::AlreadyClaimed);
     /// ```
     pub fn start(&self, me: &OwnerToken, task: &T) -> Start {
+        self.start_claim(me, task.claim())
+    }
+
+    /// [`start`](Self::start) given the task's claim, for an owner that moved the task into
+    /// the slot ([`take_in_hand_owned`](Self::take_in_hand_owned)) and holds only a pointer.
+    ///
+    /// ```
+    /// use replicore::__protocol::{Claim, CpuState, Start};
+    /// let core: CpuState<std::sync::Arc<Claim>> = CpuState::new(0, 8, Default::default());
+    /// let me = core.lease().owner_token();
+    /// let claim = Claim::new();
+    /// assert_eq!(core.start_claim(&me, &claim), Start::Run);
+    /// assert_eq!(core.start_claim(&me, &claim), Start::AlreadyClaimed);
+    /// ```
+    pub fn start_claim(&self, me: &OwnerToken, claim: &super::Claim) -> Start {
         point_here(FaultPoint::BeforeClaim, me.holder() as usize);
         if !self.lease.is_current(me.epoch()) {
             self.stats.record_fenced(1);
@@ -273,7 +410,7 @@ impl<T: Claimable> CpuState<T> {
         // for a thief (which must not write the victim's single-writer log): replicas find
         // started tasks by their claim scan. Not logging the owner's starts keeps a task to one
         // log position, so the log wraps half as often under a burst of spawns.
-        let won = task.claim().try_claim_as(me.holder(), me.epoch());
+        let won = claim.try_claim_as(me.holder(), me.epoch());
         point_here(FaultPoint::AfterClaim, me.holder() as usize);
         if won {
             Start::Run
@@ -418,5 +555,73 @@ mod tests {
         );
         assert!(adopted.iter().any(|t| Arc::ptr_eq(t, &popped)));
         assert_eq!(adopted.len(), 16, "the retained window, nothing older");
+    }
+
+    /// The owner's own next record drops the task it moved in before (its run is over); a
+    /// record of an older epoch that left is dropped at once; a late record of a fenced owner
+    /// never lands over its successor's, and hands its task back.
+    #[test]
+    fn moved_in_hand_tasks_are_released_by_the_next_record_or_when_their_owner_leaves() {
+        let cpu: CpuState<Arc<Claim>> = CpuState::new(0, 1, Default::default());
+        let old = cpu.lease().owner_token();
+        cpu.owner_enters(old.epoch());
+        let a = cpu.publish_push(&old, Arc::new(Claim::new())).unwrap();
+        let b = cpu.publish_push(&old, Arc::new(Claim::new())).unwrap();
+        assert_eq!(Arc::strong_count(&a), 1, "the log (capacity 1) moved on");
+        let a_seen = Arc::downgrade(&a);
+        assert!(cpu.take_in_hand_owned(&old, a).is_none());
+        assert!(a_seen.upgrade().is_some(), "the slot keeps it");
+        assert!(cpu.take_in_hand_owned(&old, b.clone()).is_none());
+        assert!(
+            a_seen.upgrade().is_none(),
+            "the owner's next record released it"
+        );
+
+        // A successor records over `b`: parked while the old owner may still be using it.
+        cpu.lease().try_fence(old.epoch(), 1).unwrap();
+        let new = cpu.lease().owner_token();
+        cpu.owner_enters(new.epoch());
+        let c = cpu.publish_push(&new, Arc::new(Claim::new())).unwrap();
+        assert_eq!(Arc::strong_count(&b), 2, "ours and the slot's");
+        assert!(cpu.take_in_hand_owned(&new, c.clone()).is_none());
+        assert_eq!(Arc::strong_count(&b), 2, "parked");
+        // The old owner, late, cannot record over its successor: its task comes back.
+        let late = cpu.publish_push(&new, Arc::new(Claim::new())).unwrap();
+        let back = cpu.take_in_hand_owned(&old, late.clone());
+        assert!(back.is_some_and(|t| Arc::ptr_eq(&t, &late)));
+        assert!(cpu.in_hand().is_some_and(|t| Arc::ptr_eq(&t, &c)));
+        cpu.owner_leaves(old.epoch());
+        assert_eq!(Arc::strong_count(&b), 1, "freed when its owner left");
+
+        // The successor leaves without being displaced; the next owner drops its task at once.
+        cpu.owner_leaves(new.epoch());
+        cpu.lease().try_fence(new.epoch(), 2).unwrap();
+        let next = cpu.lease().owner_token();
+        let d = cpu.publish_push(&next, Arc::new(Claim::new())).unwrap();
+        assert_eq!(Arc::strong_count(&c), 2);
+        assert!(cpu.take_in_hand_owned(&next, d).is_none());
+        assert_eq!(
+            Arc::strong_count(&c),
+            1,
+            "its owner had left: dropped, not parked"
+        );
+    }
+
+    /// A pinned reader makes the owned record refuse, as the cloning one skips: the task comes
+    /// back and nothing is recorded.
+    #[test]
+    fn an_owned_record_refused_by_a_pinned_reader_hands_the_task_back() {
+        let cpu: CpuState<Arc<Claim>> = CpuState::new(0, 4, Default::default());
+        let me = cpu.lease().owner_token();
+        let t = cpu.publish_push(&me, Arc::new(Claim::new())).unwrap();
+        cpu.in_hand
+            .state
+            .fetch_add(1, crate::sync::atomic::Ordering::SeqCst);
+        let back = cpu.take_in_hand_owned(&me, t.clone());
+        assert!(back.is_some_and(|b| Arc::ptr_eq(&b, &t)));
+        cpu.in_hand
+            .state
+            .fetch_sub(1, crate::sync::atomic::Ordering::SeqCst);
+        assert!(cpu.in_hand().is_none());
     }
 }

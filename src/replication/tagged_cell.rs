@@ -14,6 +14,19 @@ use crate::sync::atomic::{AtomicU64, Ordering};
 const WRITING: u64 = u64::MAX;
 const READER_MASK: u64 = 0xff;
 
+/// What [`TaggedCell::replace`] did.
+#[derive(Debug)]
+pub(crate) enum Replaced<T> {
+    /// The value is in the cell. The cell held this value under the same tag (dropped by the
+    /// caller when it likes), or none.
+    Same(Option<T>),
+    /// The value is in the cell; this is what it held under an older tag.
+    Older(u64, T),
+    /// Nothing was written (a reader was pinned, another writer was mid-write, or the cell
+    /// holds a newer tag): here is the value back.
+    Refused(T),
+}
+
 /// A cell; `tag` 0 means "never written".
 #[derive(Debug)]
 pub struct TaggedCell<T> {
@@ -66,6 +79,35 @@ impl<T: Clone> TaggedCell<T> {
         self.state.store(tag << 8, Ordering::Release);
         drop(old);
         true
+    }
+
+    /// Writes `value` under `tag` unless the cell holds a newer tag, and hands back whatever it
+    /// displaced instead of dropping it: a value written under another tag may belong to a
+    /// writer that is still using it (the in-hand slot's fenced owner, see
+    /// `CpuState::take_in_hand_owned`). Never waits.
+    pub(crate) fn replace(&self, tag: u64, value: T) -> Replaced<T> {
+        let cur = self.state.load(Ordering::Acquire);
+        if cur == WRITING || cur & READER_MASK != 0 || cur >> 8 > tag {
+            return Replaced::Refused(value);
+        }
+        // Acquire as in `write`. The CAS expects the tag just checked, so a newer writer that
+        // got in between makes it fail.
+        if self
+            .state
+            .compare_exchange(cur, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Replaced::Refused(value);
+        }
+        let old = self.value.with_mut(|p| {
+            // SAFETY: the `WRITING` state excludes every reader and writer until the store below.
+            unsafe { (*p).replace(value) }
+        });
+        self.state.store(tag << 8, Ordering::Release);
+        match old {
+            Some(old) if cur >> 8 != tag => Replaced::Older(cur >> 8, old),
+            old => Replaced::Same(old),
+        }
     }
 
     /// Clones whatever value the cell holds now, with its tag.

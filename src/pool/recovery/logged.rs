@@ -105,26 +105,58 @@ impl<R: RunOnce> LoggedTask for Logged<R> {
     }
 }
 
+impl<R: RunOnce> Logged<R> {
+    /// Takes the work out of the header at `this`.
+    ///
+    /// # Safety
+    /// `this` is alive, and the caller won its claim (so no other access to `work` is in
+    /// progress).
+    unsafe fn take_work(this: *const Self) -> Option<R> {
+        // SAFETY: forwarded.
+        unsafe { (*this).work.with_mut(|w| (*w).take()) }
+    }
+}
+
 impl<R: RunOnce> Job for Logged<R> {
     unsafe fn execute(this: *const (), starter: Option<&dyn Starter>) {
+        let this = this.cast::<Logged<R>>();
         // SAFETY: `this` came from `Arc::into_raw` in `job_ref`; each queue copy is executed once.
-        let handle: Handle = unsafe { Arc::from_raw(this.cast::<Logged<R>>()) };
-        let won = match starter {
-            // A worker records the task in hand, then starts it through its lease check and the
-            // claim (`CpuState::start`): a fenced worker never claims, it requeues.
-            Some(w) => match w.start(&handle) {
-                Start::Run => true,
-                Start::AlreadyClaimed => false,
-                Start::Fenced => {
-                    w.requeue(handle);
-                    return;
-                }
-            },
-            None => handle.claim().try_claim(),
+        let handle: Handle = unsafe { Arc::from_raw(this) };
+        let Some(w) = starter else {
+            if handle.claim().try_claim() {
+                // SAFETY: we won the task's single claim, so this is its one start.
+                unsafe { handle.run() }
+            }
+            return;
         };
-        if won {
-            // SAFETY: we won the task's single claim, so this is its one start.
-            unsafe { handle.run() }
+        // A worker records the task in hand, then starts it through its lease check and the
+        // claim (`CpuState::start`): a fenced worker never claims, it requeues. The in-hand
+        // slot may take `handle` over (`kept` is then `None`); it keeps the header alive until
+        // this worker's next start, which can only come from inside the work, so the work is
+        // taken out first and the header is not touched after that.
+        let (start, kept) = w.start(handle);
+        match start {
+            Start::Run => {
+                // SAFETY: alive (above), and we won the claim.
+                let work = unsafe { Self::take_work(this) };
+                if let Some(work) = work {
+                    // SAFETY: forwarded: we won the claim.
+                    unsafe { work.run_once() }
+                }
+                drop(kept);
+            }
+            Start::AlreadyClaimed => drop(kept),
+            Start::Fenced => {
+                let handle = kept.unwrap_or_else(|| {
+                    // SAFETY: alive (above: a fenced worker has not left); a new count for
+                    // the copy the requeue needs.
+                    unsafe {
+                        Arc::increment_strong_count(this);
+                        Arc::from_raw(this)
+                    }
+                });
+                w.requeue(handle);
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use super::probe::ThreadProbe;
 use super::state::CpuRecovery;
 use super::threads::NO_SEAT;
 use super::watch;
-use crate::pool::job::{Handle, JobRef};
+use crate::pool::job::{Handle, JobRef, LoggedTask};
 use crate::pool::registry::Registry;
 use crate::replication::{Fenced, OwnerToken, Start};
 use crate::sync::atomic::Ordering;
@@ -196,24 +196,30 @@ impl Seam {
         self.cpu().sources.injectors()
     }
 
-    /// Starts a logged job taken from any queue: records it in this CPU's in-hand slot (unless
+    /// Starts a logged job taken from any queue: moves it into this CPU's in-hand slot (unless
     /// it is the job this worker just pushed, which its log still holds), then the lease check
-    /// and the job's single claim.
-    pub(crate) fn start(&self, handle: &Handle) -> Start {
+    /// and the job's single claim. Returns the handle back unless the slot took it (see
+    /// `CpuState::take_in_hand_owned`: the job then lives until this worker's next start).
+    pub(crate) fn start(&self, handle: Handle) -> (Start, Option<Handle>) {
         let token = self.token.get();
         let core = &self.cpu().core;
+        let header: *const dyn LoggedTask = Arc::as_ptr(&handle);
         let (last, seq) = self.last_push.get();
-        if last == address(handle) {
+        let kept = if last == address(&handle) {
             self.last_push.set((0, 0));
-            core.take_just_pushed(&token, handle, seq);
+            core.take_just_pushed(&token, &handle, seq);
+            Some(handle)
         } else {
-            core.take_in_hand(&token, handle);
-        }
-        let start = core.start(&token, handle);
+            core.take_in_hand_owned(&token, handle)
+        };
+        // SAFETY: `kept` or the slot holds a count. The slot drops it only at this thread's
+        // next record, which comes after this call, or parks it when a newer epoch records
+        // over it, until this worker leaves (`owner_leaves` in `leaving` and `hand_back`).
+        let start = core.start_claim(&token, unsafe { &*header }.claim());
         if start == Start::Fenced {
             self.fenced.set(true);
         }
-        start
+        (start, kept)
     }
 
     /// Starts the lease: publishes how the watch can see this thread, then the first heartbeat,
@@ -230,6 +236,7 @@ impl Seam {
                 *probe = ThreadProbe::current().map(|p| (epoch, p));
             }
         }
+        cpu.core.owner_enters(epoch);
         self.renew();
         cpu.idle.clear(epoch);
     }
@@ -257,6 +264,8 @@ impl Seam {
     /// (its starts were refused), so its takeover need not re-offer for it
     /// (`takeover::came_back`).
     pub(crate) fn leaving(&self, registry: &Registry) {
+        // No job of this worker is running any more: what its in-hand slot held may go.
+        self.cpu().core.owner_leaves(self.epoch());
         if self.is_fenced() {
             super::takeover::came_back(registry, self.index, self.epoch());
         }
@@ -275,6 +284,8 @@ impl Seam {
     /// owns it; the seat is free again.
     pub(crate) fn hand_back(&self, registry: &Registry, seat: usize) {
         let cpu = self.cpu();
+        // Called with no job of this worker running (`leave_caller` checks its depth).
+        cpu.core.owner_leaves(self.epoch());
         cpu.idle.mark(self.epoch());
         cpu.owner_seat.store(NO_SEAT, Ordering::Release);
         registry.threads.release(seat);
