@@ -207,8 +207,19 @@ impl Sleep {
     }
 
     /// If someone is sleepy (odd counter), makes the counter even so their park attempts fail.
-    /// Returns the latest state seen.
-    fn bump_if_sleepy(&self, mut s: u64) -> u64 {
+    /// Returns the latest state seen. The test is inline: a worker's every push takes it while
+    /// any worker is parked, and the counter is rarely odd.
+    #[inline]
+    fn bump_if_sleepy(&self, s: u64) -> u64 {
+        if jec(s) % 2 == 1 {
+            self.bump_sleepy(s)
+        } else {
+            s
+        }
+    }
+
+    #[cold]
+    fn bump_sleepy(&self, mut s: u64) -> u64 {
         while jec(s) % 2 == 1 {
             match self.state.compare_exchange_weak(
                 s,
